@@ -10,5 +10,8 @@ struct Cli {}
 
 fn main() {
     let _cli = Cli::parse();
-    println!("mast {}: no components yet; see README.md", env!("CARGO_PKG_VERSION"));
+    println!(
+        "mast {}: no components yet; see README.md",
+        env!("CARGO_PKG_VERSION")
+    );
 }

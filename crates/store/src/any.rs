@@ -28,9 +28,9 @@ impl DatastoreConfig {
     pub fn from_endpoint(data_dir: &Path, endpoint: Option<&str>) -> Result<Self, String> {
         let endpoint = endpoint.map(str::trim).unwrap_or_default();
         if endpoint.is_empty() {
-            return Ok(DatastoreConfig::Sqlite(SqliteConfig::new(default_sqlite_path(
-                data_dir,
-            ))));
+            return Ok(DatastoreConfig::Sqlite(SqliteConfig::new(
+                default_sqlite_path(data_dir),
+            )));
         }
         if let Some(path) = endpoint.strip_prefix("sqlite://") {
             return Ok(DatastoreConfig::Sqlite(SqliteConfig::new(path)));
@@ -148,4 +148,3 @@ impl Store for AnyStore {
         dispatch!(self, s => s.compact(revision))
     }
 }
-

@@ -25,7 +25,9 @@ pub enum Error {
     },
 
     /// A compare-and-swap lost: the key's mod revision moved away from the expected one.
-    #[error("key {key:?} was modified: expected mod revision {expected_revision}, current {current_revision}")]
+    #[error(
+        "key {key:?} was modified: expected mod revision {expected_revision}, current {current_revision}"
+    )]
     Conflict {
         /// The key that was to be written.
         key: String,
@@ -37,7 +39,9 @@ pub enum Error {
 
     /// The write's extra guard failed: the guard key is no longer at the given mod
     /// revision (0 means it no longer exists). Used for leader fencing.
-    #[error("guard on key {key:?} failed: expected mod revision {expected_revision}, current {current_revision}")]
+    #[error(
+        "guard on key {key:?} failed: expected mod revision {expected_revision}, current {current_revision}"
+    )]
     GuardFailed {
         /// The guard key.
         key: String,
@@ -48,7 +52,9 @@ pub enum Error {
     },
 
     /// The requested revision is older than the oldest one still kept.
-    #[error("revision {requested_revision} has been compacted (compacted up to {compact_revision})")]
+    #[error(
+        "revision {requested_revision} has been compacted (compacted up to {compact_revision})"
+    )]
     Compacted {
         /// The revision that was asked for (0 if the backend did not say).
         requested_revision: Revision,

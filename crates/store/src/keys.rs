@@ -46,7 +46,10 @@ mod tests {
     #[test]
     fn prefix_isolation() {
         let end = prefix_end(b"/a/").expect("bounded");
-        assert!(b"/ab".as_slice() >= end.as_slice(), "/ab must fall outside [/a/, /a0)");
+        assert!(
+            b"/ab".as_slice() >= end.as_slice(),
+            "/ab must fall outside [/a/, /a0)"
+        );
         assert!(b"/a/x".as_slice() < end.as_slice());
     }
 

@@ -43,11 +43,14 @@ fn map_status(code: Code, message: &str) -> Error {
         Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::Cancelled => {
             Error::Unavailable(format!("etcd: {message}"))
         }
-        // etcd answers "leader changed", "no leader", "request timed out" with Unknown.
+        // etcd answers "leader changed", "no leader", "request timed out" with Unknown,
+        // and a connection dying mid-response surfaces as an h2 error with Unknown too.
         Code::Unknown
             if message.contains("leader")
                 || message.contains("timed out")
-                || message.contains("too many requests") =>
+                || message.contains("too many requests")
+                || message.contains("h2 protocol error")
+                || message.contains("connection") =>
         {
             Error::Unavailable(format!("etcd: {message}"))
         }
@@ -60,9 +63,12 @@ fn map_status(code: Code, message: &str) -> Error {
 mod tests {
     use super::*;
 
+    /// A gRPC status and a check on what it maps to.
+    type Case = (Code, &'static str, fn(&Error) -> bool);
+
     #[test]
     fn status_messages_map_to_store_errors() {
-        let cases: &[(Code, &str, fn(&Error) -> bool)] = &[
+        let cases: &[Case] = &[
             (
                 Code::OutOfRange,
                 "etcdserver: mvcc: required revision has been compacted",
@@ -73,15 +79,36 @@ mod tests {
                 "etcdserver: mvcc: required revision is a future revision",
                 |e| matches!(e, Error::FutureRevision { .. }),
             ),
-            (Code::InvalidArgument, "etcdserver: request is too large", |e| {
-                matches!(e, Error::TooLarge { .. })
-            }),
-            (Code::Unavailable, "etcdserver: no leader", Error::is_retryable),
-            (Code::Unknown, "etcdserver: leader changed", Error::is_retryable),
-            (Code::Unknown, "etcdserver: request timed out", Error::is_retryable),
-            (Code::InvalidArgument, "etcdserver: key is not provided", |e| {
-                matches!(e, Error::Backend(_))
-            }),
+            (
+                Code::InvalidArgument,
+                "etcdserver: request is too large",
+                |e| matches!(e, Error::TooLarge { .. }),
+            ),
+            (
+                Code::Unavailable,
+                "etcdserver: no leader",
+                Error::is_retryable,
+            ),
+            (
+                Code::Unknown,
+                "etcdserver: leader changed",
+                Error::is_retryable,
+            ),
+            (
+                Code::Unknown,
+                "etcdserver: request timed out",
+                Error::is_retryable,
+            ),
+            (
+                Code::Unknown,
+                "h2 protocol error: error reading a body from connection",
+                Error::is_retryable,
+            ),
+            (
+                Code::InvalidArgument,
+                "etcdserver: key is not provided",
+                |e| matches!(e, Error::Backend(_)),
+            ),
         ];
         for (code, message, check) in cases {
             let mapped = map_status(*code, message);

@@ -61,6 +61,12 @@ const READ_ATTEMPTS: u32 = 4;
 /// The etcd-backed [`Store`]. Cheap to clone.
 #[derive(Clone)]
 pub struct EtcdStore {
+    inner: Arc<Clients>,
+}
+
+/// The clients every clone shares. Each call clones the one it needs (a handle on the
+/// same balanced channel), because `etcd-client` methods take `&mut self`.
+struct Clients {
     client: Client,
     kv: KvClient,
     watch: WatchClient,
@@ -71,7 +77,7 @@ pub struct EtcdStore {
 impl std::fmt::Debug for EtcdStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EtcdStore")
-            .field("endpoints", &self.endpoints)
+            .field("endpoints", &self.inner.endpoints)
             .finish_non_exhaustive()
     }
 }
@@ -92,15 +98,20 @@ impl EtcdStore {
         let client = Client::connect(&config.endpoints, Some(options))
             .await
             .map_err(map_error)?;
-        let store = EtcdStore {
+        let clients = Clients {
             kv: client
                 .kv_client()
                 .max_decoding_message_size(MAX_MESSAGE_SIZE)
                 .max_encoding_message_size(MAX_MESSAGE_SIZE),
-            watch: client.watch_client().max_decoding_message_size(MAX_MESSAGE_SIZE),
+            watch: client
+                .watch_client()
+                .max_decoding_message_size(MAX_MESSAGE_SIZE),
             client,
             endpoints: config.endpoints.into(),
             request_timeout: config.request_timeout,
+        };
+        let store = EtcdStore {
+            inner: Arc::new(clients),
         };
         let deadline = tokio::time::Instant::now() + config.connect_timeout;
         loop {
@@ -112,7 +123,7 @@ impl EtcdStore {
                 Err(e) => {
                     return Err(Error::Unavailable(format!(
                         "cannot reach etcd at {}: {e}",
-                        store.endpoints.join(",")
+                        store.inner.endpoints.join(",")
                     )));
                 }
             }
@@ -121,7 +132,7 @@ impl EtcdStore {
 
     /// The underlying client, for maintenance calls (status, defragment) in tools.
     pub fn client(&self) -> Client {
-        self.client.clone()
+        self.inner.client.clone()
     }
 
     /// Runs one unary request under the request deadline.
@@ -129,11 +140,11 @@ impl EtcdStore {
         &self,
         request: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.request_timeout, request).await {
+        match tokio::time::timeout(self.inner.request_timeout, request).await {
             Ok(result) => result.map_err(map_error),
             Err(_) => Err(Error::Unavailable(format!(
                 "etcd request timed out after {:?}",
-                self.request_timeout
+                self.inner.request_timeout
             ))),
         }
     }
@@ -146,7 +157,7 @@ impl EtcdStore {
     {
         let mut backoff = Duration::from_millis(50);
         for n in 1.. {
-            match self.call(attempt(self.kv.clone())).await {
+            match self.call(attempt(self.inner.kv.clone())).await {
                 Err(e) if e.is_retryable() && n < READ_ATTEMPTS => {
                     tracing::debug!(error = %e, attempt = n, "etcd read failed; retrying");
                     tokio::time::sleep(backoff).await;
@@ -159,14 +170,14 @@ impl EtcdStore {
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
-        let mut kv = self.kv.clone();
+        let mut kv = self.inner.kv.clone();
         self.call(kv.txn(txn)).await
     }
 
     /// Where compaction stands. etcd's errors do not say, but a watch from revision 1 is
     /// canceled with the compact revision; used only on the error path.
     async fn compact_revision(&self) -> Revision {
-        let mut client = self.watch.clone();
+        let mut client = self.inner.watch.clone();
         let probe = async {
             let mut stream = client
                 .watch(
@@ -214,7 +225,11 @@ impl EtcdStore {
 
     /// After a failed transaction whose `else` branch read `key` and then the guard key:
     /// the guard's error if the guard lost, otherwise the key's current state.
-    fn failed_compare(resp: &TxnResponse, key: &[u8], guard: Option<&Guard>) -> std::result::Result<Option<KeyValue>, Error> {
+    fn failed_compare(
+        resp: &TxnResponse,
+        key: &[u8],
+        guard: Option<&Guard>,
+    ) -> std::result::Result<Option<KeyValue>, Error> {
         let reads: Vec<Option<KeyValue>> = resp
             .op_responses()
             .into_iter()
@@ -224,7 +239,11 @@ impl EtcdStore {
             })
             .collect();
         if let Some(guard) = guard {
-            let current = reads.get(1).cloned().flatten().map_or(0, |kv| kv.mod_revision);
+            let current = reads
+                .get(1)
+                .cloned()
+                .flatten()
+                .map_or(0, |kv| kv.mod_revision);
             if current != guard.mod_revision {
                 return Err(Error::GuardFailed {
                     key: key_text(&guard.key),
@@ -271,7 +290,11 @@ fn range_options(prefix: &[u8], options: GetOptions) -> GetOptions {
 }
 
 fn range_start(lower: &[u8]) -> Vec<u8> {
-    if lower.is_empty() { vec![0] } else { lower.to_vec() }
+    if lower.is_empty() {
+        vec![0]
+    } else {
+        lower.to_vec()
+    }
 }
 
 impl Store for EtcdStore {
@@ -411,7 +434,11 @@ impl Store for EtcdStore {
     ) -> Result<Deleted> {
         let mut compares = vec![Compare::version(key.to_vec(), CompareOp::Greater, 0)];
         if let Some(expected) = expected_mod_revision {
-            compares.push(Compare::mod_revision(key.to_vec(), CompareOp::Equal, expected));
+            compares.push(Compare::mod_revision(
+                key.to_vec(),
+                CompareOp::Equal,
+                expected,
+            ));
         }
         compares.extend(Self::guard_compare(guard.as_ref()));
         let txn = Txn::new()
@@ -466,7 +493,7 @@ impl Store for EtcdStore {
                 Err(e) => return Err(self.complete_error(e, from_revision).await),
             }
         }
-        watch::start(self.watch.clone(), prefix, from_revision).await
+        watch::start(self.inner.watch.clone(), prefix, from_revision).await
     }
 
     async fn current_revision(&self) -> Result<Revision> {
@@ -482,7 +509,7 @@ impl Store for EtcdStore {
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        let mut kv = self.kv.clone();
+        let mut kv = self.inner.kv.clone();
         let result = self
             .call(kv.compact(revision, Some(CompactionOptions::new().with_physical())))
             .await;

@@ -40,7 +40,11 @@ struct EtcdWatch {
 
 /// Opens the first etcd watch (so that an unreachable cluster fails the call) and wraps
 /// it in a resuming stream.
-pub async fn start(client: WatchClient, prefix: &[u8], from_revision: Revision) -> Result<WatchStream> {
+pub async fn start(
+    client: WatchClient,
+    prefix: &[u8],
+    from_revision: Revision,
+) -> Result<WatchStream> {
     let mut watch = EtcdWatch {
         client,
         start_key: range_start(prefix),
@@ -88,7 +92,8 @@ impl EtcdWatch {
                 match self.subscribe().await {
                     Ok(stream) => self.stream = Some(stream),
                     Err(e) => {
-                        if let Some(fatal) = self.broken(e).await {
+                        let retry = e.is_retryable();
+                        if let Some(fatal) = self.broken(e, retry).await {
                             return Some(Err(fatal));
                         }
                     }
@@ -103,12 +108,14 @@ impl EtcdWatch {
                 }
                 Ok(None) => {
                     let e = Error::Unavailable("etcd closed the watch stream".into());
-                    if let Some(fatal) = self.broken(e).await {
+                    if let Some(fatal) = self.broken(e, true).await {
                         return Some(Err(fatal));
                     }
                 }
                 Err(e) => {
-                    if let Some(fatal) = self.broken(map_error(e)).await {
+                    // An established stream that breaks (a member died mid-response, an
+                    // h2 reset) is always worth resuming; the deadline bounds the tries.
+                    if let Some(fatal) = self.broken(map_error(e), true).await {
                         return Some(Err(fatal));
                     }
                 }
@@ -128,7 +135,10 @@ impl EtcdWatch {
                 });
             }
             // Canceled for another reason (no leader, say): resume elsewhere.
-            tracing::debug!(reason = resp.cancel_reason(), "etcd watch canceled; resuming");
+            tracing::debug!(
+                reason = resp.cancel_reason(),
+                "etcd watch canceled; resuming"
+            );
             return None;
         }
         self.last_success = Instant::now();
@@ -165,9 +175,9 @@ impl EtcdWatch {
     }
 
     /// Handles a broken stream: waits and lets the loop resubscribe, or gives up.
-    async fn broken(&mut self, e: Error) -> Option<Error> {
+    async fn broken(&mut self, e: Error, retry: bool) -> Option<Error> {
         self.stream = None;
-        if !e.is_retryable() || self.last_success.elapsed() > GIVE_UP_AFTER {
+        if !retry || self.last_success.elapsed() > GIVE_UP_AFTER {
             self.done = true;
             return Some(e);
         }

@@ -130,7 +130,13 @@ impl SqliteStore {
     /// fail with [`Error::Unavailable`] afterwards.
     pub async fn close(self) {
         let (reply, done) = oneshot::channel();
-        if self.inner.requests.send(Request::Close { reply }).await.is_ok() {
+        if self
+            .inner
+            .requests
+            .send(Request::Close { reply })
+            .await
+            .is_ok()
+        {
             let _ = done.await;
         }
     }
@@ -163,7 +169,12 @@ fn open_file(path: &Path) -> Result<(rusqlite::Connection, File, Revision)> {
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|e| Error::Backend(format!("cannot open {}: {e}", Path::new(&lock_path).display())))?;
+        .map_err(|e| {
+            Error::Backend(format!(
+                "cannot open {}: {e}",
+                Path::new(&lock_path).display()
+            ))
+        })?;
     lock.try_lock().map_err(|_| {
         Error::Backend(format!(
             "database {} is in use by another process",
@@ -178,7 +189,10 @@ fn open_file(path: &Path) -> Result<(rusqlite::Connection, File, Revision)> {
 impl Store for SqliteStore {
     async fn get(&self, key: &[u8]) -> Result<KeyValue> {
         let key = key.to_vec();
-        self.inner.readers.run(move |conn| reader::get(conn, &key)).await
+        self.inner
+            .readers
+            .run(move |conn| reader::get(conn, &key))
+            .await
     }
 
     async fn list(
@@ -192,13 +206,18 @@ impl Store for SqliteStore {
         let start_after = start_after.map(<[u8]>::to_vec);
         self.inner
             .readers
-            .run(move |conn| reader::list(conn, &prefix, at_revision, limit, start_after.as_deref()))
+            .run(move |conn| {
+                reader::list(conn, &prefix, at_revision, limit, start_after.as_deref())
+            })
             .await
     }
 
     async fn count(&self, prefix: &[u8]) -> Result<u64> {
         let prefix = prefix.to_vec();
-        self.inner.readers.run(move |conn| reader::count(conn, &prefix)).await
+        self.inner
+            .readers
+            .run(move |conn| reader::count(conn, &prefix))
+            .await
     }
 
     async fn create(&self, key: &[u8], value: Bytes, guard: Option<Guard>) -> Result<Revision> {
@@ -209,7 +228,9 @@ impl Store for SqliteStore {
         };
         match self.write(op, guard).await? {
             Outcome::Written(revision) => Ok(revision),
-            Outcome::Deleted(_) => Err(Error::Backend("writer answered a create with a delete".into())),
+            Outcome::Deleted(_) => Err(Error::Backend(
+                "writer answered a create with a delete".into(),
+            )),
         }
     }
 
@@ -228,7 +249,9 @@ impl Store for SqliteStore {
         };
         match self.write(op, guard).await? {
             Outcome::Written(revision) => Ok(revision),
-            Outcome::Deleted(_) => Err(Error::Backend("writer answered an update with a delete".into())),
+            Outcome::Deleted(_) => Err(Error::Backend(
+                "writer answered an update with a delete".into(),
+            )),
         }
     }
 
@@ -244,7 +267,9 @@ impl Store for SqliteStore {
         };
         match self.write(op, guard).await? {
             Outcome::Deleted(deleted) => Ok(deleted),
-            Outcome::Written(_) => Err(Error::Backend("writer answered a delete with a write".into())),
+            Outcome::Written(_) => Err(Error::Backend(
+                "writer answered a delete with a write".into(),
+            )),
         }
     }
 

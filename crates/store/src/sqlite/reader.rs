@@ -117,7 +117,11 @@ impl Range {
 fn resolve_revision(conn: &Connection, at_revision: Revision) -> Result<Revision> {
     let current = schema::last_revision(conn).map_err(sqlite_error)?;
     let compacted = schema::compact_revision(conn).map_err(sqlite_error)?;
-    let at = if at_revision <= 0 { current } else { at_revision };
+    let at = if at_revision <= 0 {
+        current
+    } else {
+        at_revision
+    };
     if at > current {
         return Err(Error::FutureRevision {
             requested_revision: at,
@@ -250,7 +254,12 @@ pub struct EventChunk {
 }
 
 /// Events under `prefix` from revision `from` on, at most `limit` of them.
-pub fn events(conn: &mut Connection, prefix: &[u8], from: Revision, limit: usize) -> Result<EventChunk> {
+pub fn events(
+    conn: &mut Connection,
+    prefix: &[u8],
+    from: Revision,
+    limit: usize,
+) -> Result<EventChunk> {
     let txn = conn.transaction().map_err(sqlite_error)?;
     let current = schema::last_revision(&txn).map_err(sqlite_error)?;
     let compacted = schema::compact_revision(&txn).map_err(sqlite_error)?;

@@ -95,7 +95,11 @@ impl Watch {
                 Phase::Live { next } => match self.events.recv().await {
                     Ok(batch) => self.take_live(&batch, next),
                     Err(RecvError::Lagged(missed)) => {
-                        tracing::debug!(missed, next, "sqlite watcher lagged; catching up from the log");
+                        tracing::debug!(
+                            missed,
+                            next,
+                            "sqlite watcher lagged; catching up from the log"
+                        );
                         self.phase = Phase::CatchUp { next };
                     }
                     Err(RecvError::Closed) => self.phase = Phase::Done,
@@ -137,7 +141,9 @@ impl Watch {
 
     fn matches(&self, key: &[u8]) -> bool {
         key.starts_with(&self.prefix)
-            && self.prefix_end.as_ref().is_none_or(|end| key < end.as_slice())
+            && self
+                .prefix_end
+                .as_ref()
+                .is_none_or(|end| key < end.as_slice())
     }
 }
-

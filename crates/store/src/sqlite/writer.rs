@@ -113,6 +113,9 @@ struct Writer {
     max_batch: usize,
 }
 
+/// A write taken off the channel, not yet applied.
+type QueuedWrite = (WriteOp, Option<Guard>, oneshot::Sender<Result<Outcome>>);
+
 /// A write waiting for the batch's commit.
 struct Pending {
     reply: oneshot::Sender<Result<Outcome>>,
@@ -182,7 +185,7 @@ impl Writer {
     }
 
     /// Applies `writes` in one transaction, commits once, publishes, answers.
-    fn commit_batch(&mut self, writes: &mut Vec<(WriteOp, Option<Guard>, oneshot::Sender<Result<Outcome>>)>) {
+    fn commit_batch(&mut self, writes: &mut Vec<QueuedWrite>) {
         let mut pending = Vec::with_capacity(writes.len());
         let mut events = Vec::with_capacity(writes.len());
         let committed = self.apply_batch(writes.drain(..), &mut pending, &mut events);
@@ -209,7 +212,7 @@ impl Writer {
     /// Returns the revision of the last write applied, if any applied.
     fn apply_batch(
         &mut self,
-        writes: impl Iterator<Item = (WriteOp, Option<Guard>, oneshot::Sender<Result<Outcome>>)>,
+        writes: impl Iterator<Item = QueuedWrite>,
         pending: &mut Vec<Pending>,
         events: &mut Vec<Event>,
     ) -> rusqlite::Result<Option<Revision>> {
@@ -329,7 +332,16 @@ fn apply(
             }
             // A re-create points at the tombstone, keeping (name, prev_revision) unique.
             let prev_revision = latest.map_or(0, |l| l.revision);
-            insert(conn, revision, &key, true, false, revision, prev_revision, &value)?;
+            insert(
+                conn,
+                revision,
+                &key,
+                true,
+                false,
+                revision,
+                prev_revision,
+                &value,
+            )?;
             let kv = KeyValue {
                 key,
                 value,
@@ -351,7 +363,16 @@ fn apply(
             let prev = live_or_not_found(conn, &key)?;
             check_expected(&key, expected, prev.revision)?;
             let create_revision = prev.create_revision;
-            insert(conn, revision, &key, false, false, create_revision, prev.revision, &value)?;
+            insert(
+                conn,
+                revision,
+                &key,
+                false,
+                false,
+                create_revision,
+                prev.revision,
+                &value,
+            )?;
             let prev = prev_kv(&key, prev);
             let kv = KeyValue {
                 key,
@@ -372,7 +393,16 @@ fn apply(
                 check_expected(&key, expected, prev.revision)?;
             }
             let empty = Bytes::new();
-            insert(conn, revision, &key, false, true, prev.create_revision, prev.revision, &empty)?;
+            insert(
+                conn,
+                revision,
+                &key,
+                false,
+                true,
+                prev.create_revision,
+                prev.revision,
+                &empty,
+            )?;
             let prev = prev_kv(&key, prev);
             let kv = KeyValue {
                 key,
@@ -404,7 +434,11 @@ fn check_guard(conn: &Connection, guard: &Guard) -> std::result::Result<(), Reje
     Ok(())
 }
 
-fn check_expected(key: &[u8], expected: Revision, current: Revision) -> std::result::Result<(), Rejection> {
+fn check_expected(
+    key: &[u8],
+    expected: Revision,
+    current: Revision,
+) -> std::result::Result<(), Rejection> {
     if expected != current {
         return Err(Rejection::Refused(Error::Conflict {
             key: key_text(key),

@@ -59,7 +59,9 @@ async fn expect_watch_compacted<S: Store>(store: &S, prefix: &[u8], from: Revisi
         Err(e) => panic!("watch from compacted revision {from}: expected Compacted, got {e}"),
         Ok(mut stream) => match tokio::time::timeout(EVENT_DEADLINE, stream.next()).await {
             Ok(Some(Err(Error::Compacted { .. }))) => {}
-            other => panic!("watch from compacted revision {from}: expected Compacted, got {other:?}"),
+            other => {
+                panic!("watch from compacted revision {from}: expected Compacted, got {other:?}")
+            }
         },
     }
 }
@@ -74,15 +76,24 @@ fn shape(event: &Event) -> EventShape {
         event.kv.key.clone(),
         event.kv.value.clone(),
         event.revision(),
-        event.prev.as_ref().map(|p| (p.value.clone(), p.mod_revision)),
+        event
+            .prev
+            .as_ref()
+            .map(|p| (p.value.clone(), p.mod_revision)),
     )
 }
 
 /// Create, read, update, delete, re-create; revisions move as etcd's do.
 pub async fn crud_and_revisions<S: Store>(store: &S) {
     let start = store.current_revision().await.expect("current revision");
-    let created = store.create(b"/crud/a", b("1"), None).await.expect("create");
-    assert!(created > start, "create revision {created} must exceed {start}");
+    let created = store
+        .create(b"/crud/a", b("1"), None)
+        .await
+        .expect("create");
+    assert!(
+        created > start,
+        "create revision {created} must exceed {start}"
+    );
     assert_eq!(store.current_revision().await.expect("revision"), created);
     assert_eq!(
         store.get(b"/crud/a").await.expect("get"),
@@ -126,7 +137,10 @@ pub async fn crud_and_revisions<S: Store>(store: &S) {
         Err(Error::NotFound { .. })
     ));
 
-    let recreated = store.create(b"/crud/a", b("3"), None).await.expect("re-create");
+    let recreated = store
+        .create(b"/crud/a", b("3"), None)
+        .await
+        .expect("re-create");
     assert!(recreated > deleted.revision);
     let kv = store.get(b"/crud/a").await.expect("get");
     assert_eq!(
@@ -191,10 +205,16 @@ pub async fn write_errors_change_nothing<S: Store>(store: &S) {
 /// The extra guard is checked atomically with every kind of write.
 pub async fn guards<S: Store>(store: &S) {
     let lease = b"/guard/lease";
-    let held = store.create(lease, b("leader-a"), None).await.expect("lease");
+    let held = store
+        .create(lease, b("leader-a"), None)
+        .await
+        .expect("lease");
     let guard = || Some(Guard::new(Bytes::from_static(lease), held));
 
-    let a = store.create(b"/guard/a", b("1"), guard()).await.expect("guarded create");
+    let a = store
+        .create(b"/guard/a", b("1"), guard())
+        .await
+        .expect("guarded create");
     let a = store
         .update(b"/guard/a", b("2"), a, guard())
         .await
@@ -216,9 +236,21 @@ pub async fn guards<S: Store>(store: &S) {
         ),
         other => panic!("{what} with a stale guard: {other:?}"),
     };
-    stale(store.create(b"/guard/b", b("1"), guard()).await.map(drop), "create");
-    stale(store.update(b"/guard/a", b("3"), a, guard()).await.map(drop), "update");
-    stale(store.delete(b"/guard/a", Some(a), guard()).await.map(drop), "delete");
+    stale(
+        store.create(b"/guard/b", b("1"), guard()).await.map(drop),
+        "create",
+    );
+    stale(
+        store
+            .update(b"/guard/a", b("3"), a, guard())
+            .await
+            .map(drop),
+        "update",
+    );
+    stale(
+        store.delete(b"/guard/a", Some(a), guard()).await.map(drop),
+        "delete",
+    );
     assert!(
         matches!(store.get(b"/guard/b").await, Err(Error::NotFound { .. })),
         "a write whose guard failed must not happen"
@@ -250,7 +282,10 @@ pub async fn guards<S: Store>(store: &S) {
     }
 
     // A deleted guard key is at revision 0.
-    store.delete(lease, None, None).await.expect("release lease");
+    store
+        .delete(lease, None, None)
+        .await
+        .expect("release lease");
     match store.create(b"/guard/e", b("1"), fresh).await {
         Err(Error::GuardFailed {
             current_revision, ..
@@ -278,7 +313,12 @@ pub async fn revisions_are_ordered<S: Store>(store: &S) {
             let mut revs = Vec::new();
             for i in 0..10 {
                 let key = format!("/order/par/{t}/{i}");
-                revs.push(store.create(key.as_bytes(), b("x"), None).await.expect("create"));
+                revs.push(
+                    store
+                        .create(key.as_bytes(), b("x"), None)
+                        .await
+                        .expect("create"),
+                );
             }
             revs
         }));
@@ -300,7 +340,10 @@ pub async fn revisions_are_ordered<S: Store>(store: &S) {
     let mut watch = store.watch(b"/order/", start).await.expect("watch");
     let events = next_events(&mut watch, all.len()).await;
     let seen: Vec<Revision> = events.iter().map(Event::revision).collect();
-    assert_eq!(seen, all, "a watch delivers every write once, in revision order");
+    assert_eq!(
+        seen, all,
+        "a watch delivers every write once, in revision order"
+    );
 }
 
 /// A watch from a past revision replays exactly the events since then: none missing,
@@ -326,7 +369,10 @@ pub async fn watch_replays_missed_events<S: Store>(store: &S) {
         let event = match *op {
             "create" => {
                 let value = b(value.expect("value"));
-                let rev = store.create(key.as_bytes(), value.clone(), None).await.expect("create");
+                let rev = store
+                    .create(key.as_bytes(), value.clone(), None)
+                    .await
+                    .expect("create");
                 values.insert(key, (value.clone(), rev));
                 (EventKind::Put, b(key), value, rev, None)
             }
@@ -342,8 +388,17 @@ pub async fn watch_replays_missed_events<S: Store>(store: &S) {
             }
             _ => {
                 let (prev, prev_rev) = values.remove(key).expect("known key");
-                let deleted = store.delete(key.as_bytes(), None, None).await.expect("delete");
-                (EventKind::Delete, b(key), Bytes::new(), deleted.revision, Some((prev, prev_rev)))
+                let deleted = store
+                    .delete(key.as_bytes(), None, None)
+                    .await
+                    .expect("delete");
+                (
+                    EventKind::Delete,
+                    b(key),
+                    Bytes::new(),
+                    deleted.revision,
+                    Some((prev, prev_rev)),
+                )
             }
         };
         if inside {
@@ -351,7 +406,10 @@ pub async fn watch_replays_missed_events<S: Store>(store: &S) {
         }
     }
 
-    let mut watch = store.watch(b"/w/", start).await.expect("watch from the past");
+    let mut watch = store
+        .watch(b"/w/", start)
+        .await
+        .expect("watch from the past");
     let got: Vec<EventShape> = next_events(&mut watch, expected.len())
         .await
         .iter()
@@ -361,7 +419,10 @@ pub async fn watch_replays_missed_events<S: Store>(store: &S) {
 
     // From the middle: exactly the suffix.
     let middle = expected[2].3;
-    let mut from_middle = store.watch(b"/w/", middle).await.expect("watch from the middle");
+    let mut from_middle = store
+        .watch(b"/w/", middle)
+        .await
+        .expect("watch from the middle");
     let got: Vec<EventShape> = next_events(&mut from_middle, expected.len() - 2)
         .await
         .iter()
@@ -370,7 +431,10 @@ pub async fn watch_replays_missed_events<S: Store>(store: &S) {
     assert_eq!(got, expected[2..], "replay from revision {middle}");
 
     // And then live, with nothing in between.
-    let marker = store.create(b"/w/marker", b("m"), None).await.expect("marker");
+    let marker = store
+        .create(b"/w/marker", b("m"), None)
+        .await
+        .expect("marker");
     expect_next_is(&mut watch, "/w/marker", marker).await;
     expect_next_is(&mut from_middle, "/w/marker", marker).await;
 }
@@ -387,7 +451,12 @@ pub async fn watch_during_concurrent_writes<S: Store>(store: &S) {
         let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {
             let key = format!("/conc/{t}");
-            let mut revs = vec![store.create(key.as_bytes(), b("0"), None).await.expect("create")];
+            let mut revs = vec![
+                store
+                    .create(key.as_bytes(), b("0"), None)
+                    .await
+                    .expect("create"),
+            ];
             barrier.wait().await;
             for i in 1..WRITES {
                 let last = *revs.last().expect("a revision");
@@ -417,29 +486,47 @@ pub async fn watch_during_concurrent_writes<S: Store>(store: &S) {
         .map(Event::revision)
         .collect();
     assert_eq!(got, acked, "events from revision {from}");
-    let marker = store.create(b"/conc/marker", b("m"), None).await.expect("marker");
+    let marker = store
+        .create(b"/conc/marker", b("m"), None)
+        .await
+        .expect("marker");
     expect_next_is(&mut watch, "/conc/marker", marker).await;
 }
 
 /// Revision 0 means "from now": earlier writes are not replayed.
 pub async fn watch_from_now<S: Store>(store: &S) {
-    store.create(b"/now/old", b("1"), None).await.expect("create");
+    store
+        .create(b"/now/old", b("1"), None)
+        .await
+        .expect("create");
     let mut watch = store.watch(b"/now/", 0).await.expect("watch");
-    let rev = store.create(b"/now/new", b("2"), None).await.expect("create");
+    let rev = store
+        .create(b"/now/new", b("2"), None)
+        .await
+        .expect("create");
     expect_next_is(&mut watch, "/now/new", rev).await;
 }
 
 /// Delete events carry the deleted value; put events of updates carry the old one.
 pub async fn watch_reports_deletes_with_previous_value<S: Store>(store: &S) {
     let mut watch = store.watch(b"/del/", 0).await.expect("watch");
-    let created = store.create(b"/del/k", b("v1"), None).await.expect("create");
-    let updated = store.update(b"/del/k", b("v2"), created, None).await.expect("update");
+    let created = store
+        .create(b"/del/k", b("v1"), None)
+        .await
+        .expect("create");
+    let updated = store
+        .update(b"/del/k", b("v2"), created, None)
+        .await
+        .expect("update");
     let deleted = store.delete(b"/del/k", None, None).await.expect("delete");
     let events = next_events(&mut watch, 3).await;
     assert_eq!(events[0].prev, None, "a create has no previous value");
     assert_eq!(events[0].kv.create_revision, created);
     assert_eq!(
-        events[1].prev.as_ref().map(|p| (&p.value, p.mod_revision, p.create_revision)),
+        events[1]
+            .prev
+            .as_ref()
+            .map(|p| (&p.value, p.mod_revision, p.create_revision)),
         Some((&b("v1"), created, created))
     );
     assert_eq!(events[1].kv.create_revision, created);
@@ -456,12 +543,30 @@ pub async fn watch_reports_deletes_with_previous_value<S: Store>(store: &S) {
 
 /// Compaction removes history below its revision and nothing the present needs.
 pub async fn compaction<S: Store>(store: &S) {
-    let r1 = store.create(b"/cmp/k", b("v1"), None).await.expect("create");
-    let r2 = store.update(b"/cmp/k", b("v2"), r1, None).await.expect("update");
-    let gone = store.create(b"/cmp/gone", b("x"), None).await.expect("create");
-    let r3 = store.update(b"/cmp/k", b("v3"), r2, None).await.expect("update");
-    store.delete(b"/cmp/gone", None, None).await.expect("delete");
-    let r4 = store.create(b"/cmp/k2", b("w"), None).await.expect("create");
+    let r1 = store
+        .create(b"/cmp/k", b("v1"), None)
+        .await
+        .expect("create");
+    let r2 = store
+        .update(b"/cmp/k", b("v2"), r1, None)
+        .await
+        .expect("update");
+    let gone = store
+        .create(b"/cmp/gone", b("x"), None)
+        .await
+        .expect("create");
+    let r3 = store
+        .update(b"/cmp/k", b("v3"), r2, None)
+        .await
+        .expect("update");
+    store
+        .delete(b"/cmp/gone", None, None)
+        .await
+        .expect("delete");
+    let r4 = store
+        .create(b"/cmp/k2", b("w"), None)
+        .await
+        .expect("create");
 
     store.compact(r3).await.expect("compact");
 
@@ -475,18 +580,34 @@ pub async fn compaction<S: Store>(store: &S) {
     expect_watch_compacted(store, b"/cmp/", r1).await;
     expect_watch_compacted(store, b"/cmp/", r3 - 1).await;
 
-    let at_r3 = store.list(b"/cmp/", r3, 0, None).await.expect("list at compaction point");
-    let shape: Vec<(Bytes, Bytes)> = at_r3.items.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect();
-    assert_eq!(shape, vec![(b("/cmp/gone"), b("x")), (b("/cmp/k"), b("v3"))]);
+    let at_r3 = store
+        .list(b"/cmp/", r3, 0, None)
+        .await
+        .expect("list at compaction point");
+    let shape: Vec<(Bytes, Bytes)> = at_r3
+        .items
+        .iter()
+        .map(|kv| (kv.key.clone(), kv.value.clone()))
+        .collect();
+    assert_eq!(
+        shape,
+        vec![(b("/cmp/gone"), b("x")), (b("/cmp/k"), b("v3"))]
+    );
     let now = store.list(b"/cmp/", 0, 0, None).await.expect("list now");
     let keys: Vec<Bytes> = now.items.iter().map(|kv| kv.key.clone()).collect();
     assert_eq!(keys, vec![b("/cmp/k"), b("/cmp/k2")]);
     assert_eq!(store.count(b"/cmp/").await.expect("count"), 2);
     let kv = store.get(b"/cmp/k").await.expect("get");
-    assert_eq!((kv.value, kv.create_revision, kv.mod_revision), (b("v3"), r1, r3));
+    assert_eq!(
+        (kv.value, kv.create_revision, kv.mod_revision),
+        (b("v3"), r1, r3)
+    );
 
     // History after the compaction point is intact, previous values included.
-    let mut watch = store.watch(b"/cmp/", r3 + 1).await.expect("watch after compaction");
+    let mut watch = store
+        .watch(b"/cmp/", r3 + 1)
+        .await
+        .expect("watch after compaction");
     let events = next_events(&mut watch, 2).await;
     assert_eq!(events[0].kind, EventKind::Delete);
     assert_eq!(
@@ -496,7 +617,9 @@ pub async fn compaction<S: Store>(store: &S) {
     assert_eq!(events[1].revision(), r4);
 
     match store.compact(r2).await {
-        Err(Error::Compacted { compact_revision, .. }) => assert_eq!(compact_revision, r3),
+        Err(Error::Compacted {
+            compact_revision, ..
+        }) => assert_eq!(compact_revision, r3),
         other => panic!("compacting below the compaction point: {other:?}"),
     }
     let current = store.current_revision().await.expect("revision");
@@ -507,10 +630,16 @@ pub async fn compaction<S: Store>(store: &S) {
 
     // A key deleted before a compaction can be created again with a fresh history.
     store.compact(current).await.expect("compact to now");
-    let again = store.create(b"/cmp/gone", b("y"), None).await.expect("re-create");
+    let again = store
+        .create(b"/cmp/gone", b("y"), None)
+        .await
+        .expect("re-create");
     let kv = store.get(b"/cmp/gone").await.expect("get");
     assert_eq!((kv.value, kv.create_revision), (b("y"), again));
-    let updated = store.update(b"/cmp/k", b("v4"), r3, None).await.expect("update after compaction");
+    let updated = store
+        .update(b"/cmp/k", b("v4"), r3, None)
+        .await
+        .expect("update after compaction");
     let mut watch = store.watch(b"/cmp/k", updated).await.expect("watch");
     let event = next_events(&mut watch, 1).await.remove(0);
     assert_eq!(
@@ -522,27 +651,68 @@ pub async fn compaction<S: Store>(store: &S) {
 
 /// A list at a past revision sees the store exactly as it was then.
 pub async fn snapshot_reads<S: Store>(store: &S) {
-    let r1 = store.create(b"/snap/a", b("a1"), None).await.expect("create");
-    let r2 = store.create(b"/snap/b", b("b1"), None).await.expect("create");
-    let r3 = store.update(b"/snap/a", b("a2"), r1, None).await.expect("update");
-    let r4 = store.delete(b"/snap/b", None, None).await.expect("delete").revision;
-    let r5 = store.create(b"/snap/c", b("c1"), None).await.expect("create");
+    let r1 = store
+        .create(b"/snap/a", b("a1"), None)
+        .await
+        .expect("create");
+    let r2 = store
+        .create(b"/snap/b", b("b1"), None)
+        .await
+        .expect("create");
+    let r3 = store
+        .update(b"/snap/a", b("a2"), r1, None)
+        .await
+        .expect("update");
+    let r4 = store
+        .delete(b"/snap/b", None, None)
+        .await
+        .expect("delete")
+        .revision;
+    let r5 = store
+        .create(b"/snap/c", b("c1"), None)
+        .await
+        .expect("create");
 
     let at = |rev: Revision| async move {
         let page = store.list(b"/snap/", rev, 0, None).await.expect("list");
         let items: Vec<(Bytes, Bytes, Revision, Revision)> = page
             .items
             .iter()
-            .map(|kv| (kv.key.clone(), kv.value.clone(), kv.create_revision, kv.mod_revision))
+            .map(|kv| {
+                (
+                    kv.key.clone(),
+                    kv.value.clone(),
+                    kv.create_revision,
+                    kv.mod_revision,
+                )
+            })
             .collect();
         (page.revision, items)
     };
     let cases = [
         (r1, vec![(b("/snap/a"), b("a1"), r1, r1)]),
-        (r2, vec![(b("/snap/a"), b("a1"), r1, r1), (b("/snap/b"), b("b1"), r2, r2)]),
-        (r3, vec![(b("/snap/a"), b("a2"), r1, r3), (b("/snap/b"), b("b1"), r2, r2)]),
+        (
+            r2,
+            vec![
+                (b("/snap/a"), b("a1"), r1, r1),
+                (b("/snap/b"), b("b1"), r2, r2),
+            ],
+        ),
+        (
+            r3,
+            vec![
+                (b("/snap/a"), b("a2"), r1, r3),
+                (b("/snap/b"), b("b1"), r2, r2),
+            ],
+        ),
         (r4, vec![(b("/snap/a"), b("a2"), r1, r3)]),
-        (r5, vec![(b("/snap/a"), b("a2"), r1, r3), (b("/snap/c"), b("c1"), r5, r5)]),
+        (
+            r5,
+            vec![
+                (b("/snap/a"), b("a2"), r1, r3),
+                (b("/snap/c"), b("c1"), r5, r5),
+            ],
+        ),
     ];
     for (rev, want) in cases {
         assert_eq!(at(rev).await, (rev, want.clone()), "list at revision {rev}");
@@ -565,10 +735,16 @@ pub async fn paging_is_consistent<S: Store>(store: &S) {
     for i in 0..25 {
         let key = format!("/page/{i:02}");
         let value = b(&format!("v{i}"));
-        store.create(key.as_bytes(), value.clone(), None).await.expect("create");
+        store
+            .create(key.as_bytes(), value.clone(), None)
+            .await
+            .expect("create");
         original.insert(b(&key), value);
     }
-    store.create(b"/pagex", b("outside"), None).await.expect("create");
+    store
+        .create(b"/pagex", b("outside"), None)
+        .await
+        .expect("create");
 
     let mut seen = BTreeMap::new();
     let mut start_after: Option<Bytes> = None;
@@ -582,15 +758,24 @@ pub async fn paging_is_consistent<S: Store>(store: &S) {
         if revision == 0 {
             revision = page.revision;
         }
-        assert_eq!(page.revision, revision, "every page reads the same snapshot");
+        assert_eq!(
+            page.revision, revision,
+            "every page reads the same snapshot"
+        );
         sizes.push((page.items.len(), page.more));
         for kv in &page.items {
             seen.insert(kv.key.clone(), kv.value.clone());
         }
         // Churn between pages: none of it may show up.
         let n = sizes.len();
-        store.create(format!("/page/{n:02}-new").as_bytes(), b("new"), None).await.expect("create");
-        store.delete(format!("/page/{:02}", 24 - n).as_bytes(), None, None).await.expect("delete");
+        store
+            .create(format!("/page/{n:02}-new").as_bytes(), b("new"), None)
+            .await
+            .expect("create");
+        store
+            .delete(format!("/page/{:02}", 24 - n).as_bytes(), None, None)
+            .await
+            .expect("delete");
         let Some(last) = page.items.last() else { break };
         if !page.more {
             break;
@@ -602,17 +787,37 @@ pub async fn paging_is_consistent<S: Store>(store: &S) {
 
     let live = store.count(b"/page/").await.expect("count") as usize;
     let exact = store.list(b"/page/", 0, live, None).await.expect("list");
-    assert_eq!((exact.items.len(), exact.more), (live, false), "limit == remaining: no more");
-    let short = store.list(b"/page/", 0, live - 1, None).await.expect("list");
+    assert_eq!(
+        (exact.items.len(), exact.more),
+        (live, false),
+        "limit == remaining: no more"
+    );
+    let short = store
+        .list(b"/page/", 0, live - 1, None)
+        .await
+        .expect("list");
     assert_eq!((short.items.len(), short.more), (live - 1, true));
-    let beyond = store.list(b"/page/", 0, 10, Some(b"/page/zz")).await.expect("list");
+    let beyond = store
+        .list(b"/page/", 0, 10, Some(b"/page/zz"))
+        .await
+        .expect("list");
     assert_eq!((beyond.items.len(), beyond.more), (0, false));
 }
 
 /// A prefix matches by bytes: `/a/` never matches `/ab` or `/a`.
 pub async fn prefix_isolation<S: Store>(store: &S) {
-    for key in ["/iso/a", "/iso/a/1", "/iso/a/2", "/iso/ab", "/iso/ab/1", "/iso/b/1"] {
-        store.create(key.as_bytes(), b("x"), None).await.expect("create");
+    for key in [
+        "/iso/a",
+        "/iso/a/1",
+        "/iso/a/2",
+        "/iso/ab",
+        "/iso/ab/1",
+        "/iso/b/1",
+    ] {
+        store
+            .create(key.as_bytes(), b("x"), None)
+            .await
+            .expect("create");
     }
     let start = store.current_revision().await.expect("revision");
     let keys = |page: crate::ListPage| page.items.into_iter().map(|kv| kv.key).collect::<Vec<_>>();
@@ -626,23 +831,41 @@ pub async fn prefix_isolation<S: Store>(store: &S) {
     assert_eq!(store.count(b"/none/").await.expect("count"), 0);
 
     let mut watch = store.watch(b"/iso/a/", start + 1).await.expect("watch");
-    store.update(b"/iso/ab", b("y"), start - 2, None).await.expect("update");
-    store.update(b"/iso/a", b("y"), start - 5, None).await.expect("update");
-    store.create(b"/iso/ab/2", b("y"), None).await.expect("create");
-    let inside = store.create(b"/iso/a/3", b("y"), None).await.expect("create");
+    store
+        .update(b"/iso/ab", b("y"), start - 2, None)
+        .await
+        .expect("update");
+    store
+        .update(b"/iso/a", b("y"), start - 5, None)
+        .await
+        .expect("update");
+    store
+        .create(b"/iso/ab/2", b("y"), None)
+        .await
+        .expect("create");
+    let inside = store
+        .create(b"/iso/a/3", b("y"), None)
+        .await
+        .expect("create");
     expect_next_is(&mut watch, "/iso/a/3", inside).await;
 }
 
 /// Values up to exactly [`MAX_VALUE_SIZE`] are stored; one byte more is refused.
 pub async fn size_limit<S: Store>(store: &S) {
     let biggest = Bytes::from(vec![b'x'; MAX_VALUE_SIZE]);
-    let rev = store.create(b"/size/max", biggest.clone(), None).await.expect("value of exactly the limit");
+    let rev = store
+        .create(b"/size/max", biggest.clone(), None)
+        .await
+        .expect("value of exactly the limit");
     assert_eq!(store.get(b"/size/max").await.expect("get").value, biggest);
 
     let too_big = Bytes::from(vec![b'x'; MAX_VALUE_SIZE + 1]);
     match store.create(b"/size/over", too_big.clone(), None).await {
         Err(Error::TooLarge { key, size, limit }) => {
-            assert_eq!((key.as_str(), size, limit), ("/size/over", MAX_VALUE_SIZE + 1, MAX_VALUE_SIZE))
+            assert_eq!(
+                (key.as_str(), size, limit),
+                ("/size/over", MAX_VALUE_SIZE + 1, MAX_VALUE_SIZE)
+            )
         }
         other => panic!("create over the limit: {other:?}"),
     }
@@ -650,8 +873,14 @@ pub async fn size_limit<S: Store>(store: &S) {
         Err(Error::TooLarge { .. }) => {}
         other => panic!("update over the limit: {other:?}"),
     }
-    assert!(matches!(store.get(b"/size/over").await, Err(Error::NotFound { .. })));
-    assert_eq!(store.get(b"/size/max").await.expect("get").mod_revision, rev);
+    assert!(matches!(
+        store.get(b"/size/over").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        store.get(b"/size/max").await.expect("get").mod_revision,
+        rev
+    );
 }
 
 /// 16 tasks increment one counter with compare-and-swap; the counter ends at exactly
@@ -659,7 +888,10 @@ pub async fn size_limit<S: Store>(store: &S) {
 pub async fn compare_and_swap_race<S: Store>(store: &S) {
     const TASKS: usize = 16;
     const ATTEMPTS: usize = 25;
-    store.create(b"/race/counter", b("0"), None).await.expect("create");
+    store
+        .create(b"/race/counter", b("0"), None)
+        .await
+        .expect("create");
     let successes = Arc::new(AtomicU64::new(0));
     let conflicts = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -673,7 +905,12 @@ pub async fn compare_and_swap_race<S: Store>(store: &S) {
                     .and_then(|s| s.parse().ok())
                     .expect("a number");
                 match store
-                    .update(b"/race/counter", b(&(n + 1).to_string()), kv.mod_revision, None)
+                    .update(
+                        b"/race/counter",
+                        b(&(n + 1).to_string()),
+                        kv.mod_revision,
+                        None,
+                    )
                     .await
                 {
                     Ok(_) => {
@@ -682,7 +919,10 @@ pub async fn compare_and_swap_race<S: Store>(store: &S) {
                     Err(Error::Conflict {
                         current_revision, ..
                     }) => {
-                        assert!(current_revision > kv.mod_revision, "a conflict means it moved on");
+                        assert!(
+                            current_revision > kv.mod_revision,
+                            "a conflict means it moved on"
+                        );
                         conflicts.fetch_add(1, Ordering::SeqCst);
                     }
                     Err(e) => panic!("unexpected error in the race: {e}"),
@@ -696,7 +936,11 @@ pub async fn compare_and_swap_race<S: Store>(store: &S) {
     let successes = successes.load(Ordering::SeqCst);
     let conflicts = conflicts.load(Ordering::SeqCst);
     let final_value = store.get(b"/race/counter").await.expect("get").value;
-    assert_eq!(final_value, b(&successes.to_string()), "counter == successful updates");
+    assert_eq!(
+        final_value,
+        b(&successes.to_string()),
+        "counter == successful updates"
+    );
     assert_eq!(successes + conflicts, (TASKS * ATTEMPTS) as u64);
     assert!(successes > 0);
 }
