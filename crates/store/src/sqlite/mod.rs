@@ -4,13 +4,16 @@
 //!   every commit).
 //! - [`writer`]: the single writer thread doing group commit and publishing events.
 //! - [`reader`]: pooled read-only connections and the read queries.
-//! - [`watch`]: catch-up-then-live watch streams fed by one broadcast.
+//! - [`hub`]: the one place committed events are published, fanned out to each
+//!   matching watcher.
+//! - [`watch`]: catch-up-then-live watch streams fed by the hub.
 //! - [`compactor`]: time-window automatic compaction.
 //!
 //! One process owns a database at a time: opening takes an exclusive lock on
 //! `<file>.lock`, because watchers only see writes made through their own process.
 
 mod compactor;
+mod hub;
 mod reader;
 mod schema;
 mod watch;
@@ -22,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use bytes::Bytes;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 pub use compactor::CompactionPolicy;
 use reader::{ReadPool, sqlite_error};
@@ -43,8 +46,8 @@ pub struct SqliteConfig {
     pub max_batch: usize,
     /// The most read connections open at once.
     pub read_connections: usize,
-    /// How many committed batches a watcher may fall behind before it has to catch up
-    /// from the file.
+    /// How many events a watcher may fall behind before it has to catch up from the
+    /// file.
     pub watch_buffer: usize,
 }
 
@@ -74,6 +77,7 @@ struct Inner {
     requests: mpsc::Sender<Request>,
     readers: Arc<ReadPool>,
     shared: Arc<Shared>,
+    watch_buffer: usize,
     compactor: Option<tokio::task::AbortHandle>,
 }
 
@@ -93,10 +97,9 @@ impl SqliteStore {
         let (conn, lock, revision) = tokio::task::spawn_blocking(move || open_file(&path))
             .await
             .map_err(|e| Error::Backend(format!("sqlite open task failed: {e}")))??;
-        let (events, _) = broadcast::channel(config.watch_buffer.max(16));
         let shared = Arc::new(Shared {
             revision: AtomicI64::new(revision),
-            events,
+            hub: Arc::new(hub::Hub::default()),
         });
         let (requests, receiver) = mpsc::channel(config.max_batch.max(1) * 4);
         writer::spawn(conn, lock, receiver, shared.clone(), config.max_batch)
@@ -106,6 +109,7 @@ impl SqliteStore {
             requests,
             readers: Arc::new(ReadPool::new(config.path.clone(), config.read_connections)),
             shared,
+            watch_buffer: config.watch_buffer,
             compactor: config
                 .compaction
                 .map(|policy| tokio::spawn(compactor::run(weak.clone(), policy)).abort_handle()),
@@ -274,15 +278,12 @@ impl Store for SqliteStore {
     }
 
     async fn watch(&self, prefix: &[u8], from_revision: Revision) -> Result<WatchStream> {
-        // Subscribe first, then read the revision: see `watch` for why this is gap-free.
-        let events = self.inner.shared.events.subscribe();
-        let now = self.inner.shared.revision.load(Ordering::SeqCst);
         watch::start(
             self.inner.readers.clone(),
-            events,
+            self.inner.shared.clone(),
+            self.inner.watch_buffer,
             Bytes::copy_from_slice(prefix),
             from_revision,
-            now,
         )
         .await
     }

@@ -1,8 +1,11 @@
 //! The on-disk layout and connection settings.
 //!
 //! One append-only table, `log`, holds every version of every key. Its `id` is the
-//! global revision (`AUTOINCREMENT`, so an id is never reused, even after the newest
-//! row is compacted away: the revision never goes backwards). A row is a create, an
+//! global revision. The newest row is never compacted away (compaction only deletes rows
+//! below the compaction point, which is at most the newest revision), so `MAX(id)` is
+//! the current revision and an id is never reused: the revision never goes backwards.
+//! (`AUTOINCREMENT` would guarantee the same at the cost of one more page written per
+//! commit.) A row is a create, an
 //! update or a tombstone; `prev_revision` points at the key's previous row, which gives
 //! both the previous value for watch events and, through a unique index on
 //! `(name, prev_revision)`, the kine guarantee that two writes based on the same
@@ -23,7 +26,7 @@ const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS log (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              INTEGER PRIMARY KEY,
     name            BLOB    NOT NULL,
     created         INTEGER NOT NULL,
     deleted         INTEGER NOT NULL,
@@ -83,15 +86,8 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
 /// The highest revision ever assigned (0 for a new database). Inside a transaction this
 /// is the revision of that transaction's snapshot.
 pub fn last_revision(conn: &Connection) -> rusqlite::Result<i64> {
-    use rusqlite::OptionalExtension;
-    Ok(conn
-        .query_row(
-            "SELECT seq FROM sqlite_sequence WHERE name = 'log'",
-            [],
-            |row| row.get(0),
-        )
-        .optional()?
-        .unwrap_or(0))
+    let mut stmt = conn.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM log")?;
+    stmt.query_row([], |row| row.get(0))
 }
 
 /// The revision history has been compacted up to.

@@ -1,26 +1,24 @@
 //! Watch streams over the SQLite log.
 //!
-//! A watch subscribes to the writer's broadcast *before* it reads anything, then reads
-//! the missed events from the log (catch-up), then follows the broadcast (live), skipping
-//! what catch-up already delivered. Subscribing first is what makes it gap-free: any
-//! event committed after the catch-up snapshot was published after the subscription. A
-//! watcher that falls so far behind that the broadcast drops batches for it goes back to
+//! A watch subscribes to the hub *before* it reads anything, then reads the missed
+//! events from the log (catch-up), then follows its subscription (live), skipping what
+//! catch-up already delivered. Subscribing first is what makes it gap-free: any event
+//! committed after the catch-up snapshot was published after the subscription. A watcher
+//! that falls so far behind that the hub drops it subscribes again and goes back to
 //! catch-up from its next revision; nothing is lost unless that history was compacted.
-//!
-//! No watcher ever polls the database while it is live: one broadcast feeds them all.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio::sync::broadcast::{self, error::RecvError};
 
+use super::hub::{Received, Subscription};
 use super::reader::{self, ReadPool};
-use super::writer::EventBatch;
+use super::writer::Shared;
 use crate::WatchStream;
 use crate::error::{Result, Revision};
-use crate::keys::prefix_end;
 use crate::types::Event;
 
 /// How many past events one catch-up query reads.
@@ -29,7 +27,7 @@ const CATCH_UP_CHUNK: usize = 1000;
 enum Phase {
     /// Reading the log from this revision on.
     CatchUp { next: Revision },
-    /// Following the broadcast; events below `next` were already delivered.
+    /// Following the subscription; events below `next` were already delivered.
     Live { next: Revision },
     /// The stream has ended.
     Done,
@@ -37,22 +35,27 @@ enum Phase {
 
 struct Watch {
     pool: Arc<ReadPool>,
-    events: broadcast::Receiver<EventBatch>,
+    shared: Arc<Shared>,
+    capacity: usize,
     prefix: Bytes,
-    prefix_end: Option<Vec<u8>>,
+    subscription: Subscription,
     phase: Phase,
     pending: VecDeque<Event>,
 }
 
-/// Starts a watch. `now` is the current revision, read after `events` subscribed.
-/// Compaction of the start revision is reported here, not through the stream.
+/// Starts a watch of `prefix` from `from_revision` (0: from now) that may fall
+/// `capacity` events behind before it has to catch up from the log. Compaction of the
+/// start revision is reported here, not through the stream.
 pub async fn start(
     pool: Arc<ReadPool>,
-    events: broadcast::Receiver<EventBatch>,
+    shared: Arc<Shared>,
+    capacity: usize,
     prefix: Bytes,
     from_revision: Revision,
-    now: Revision,
 ) -> Result<WatchStream> {
+    let subscription = shared.hub.subscribe(prefix.clone(), capacity);
+    // Read after subscribing: the writer stores the revision before it publishes.
+    let now = shared.revision.load(Ordering::SeqCst);
     let phase = if from_revision <= 0 {
         Phase::Live { next: now + 1 }
     } else {
@@ -62,9 +65,10 @@ pub async fn start(
     };
     let mut watch = Watch {
         pool,
-        events,
-        prefix_end: prefix_end(&prefix),
+        shared,
+        capacity,
         prefix,
+        subscription,
         phase,
         pending: VecDeque::new(),
     };
@@ -92,17 +96,23 @@ impl Watch {
                         return Some(Err(e));
                     }
                 }
-                Phase::Live { next } => match self.events.recv().await {
-                    Ok(batch) => self.take_live(&batch, next),
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::debug!(
-                            missed,
-                            next,
-                            "sqlite watcher lagged; catching up from the log"
-                        );
+                Phase::Live { next } => match self.subscription.recv().await {
+                    Received::Event(event) if event.revision() >= next => {
+                        self.phase = Phase::Live {
+                            next: event.revision() + 1,
+                        };
+                        return Some(Ok(event));
+                    }
+                    Received::Event(_) => {} // delivered by catch-up already
+                    Received::Lagged => {
+                        tracing::debug!(next, "sqlite watcher lagged; catching up from the log");
+                        self.subscription = self
+                            .shared
+                            .hub
+                            .subscribe(self.prefix.clone(), self.capacity);
                         self.phase = Phase::CatchUp { next };
                     }
-                    Err(RecvError::Closed) => self.phase = Phase::Done,
+                    Received::Closed => self.phase = Phase::Done,
                 },
             }
         }
@@ -125,25 +135,5 @@ impl Watch {
         };
         self.pending.extend(chunk.events);
         Ok(())
-    }
-
-    fn take_live(&mut self, batch: &EventBatch, next: Revision) {
-        let Some(last) = batch.last() else { return };
-        for event in batch.iter() {
-            if event.revision() >= next && self.matches(&event.kv.key) {
-                self.pending.push_back(event.clone());
-            }
-        }
-        self.phase = Phase::Live {
-            next: next.max(last.revision() + 1),
-        };
-    }
-
-    fn matches(&self, key: &[u8]) -> bool {
-        key.starts_with(&self.prefix)
-            && self
-                .prefix_end
-                .as_ref()
-                .is_none_or(|end| key < end.as_slice())
     }
 }

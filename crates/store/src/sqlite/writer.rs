@@ -16,14 +16,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
+use super::hub::Hub;
 use super::schema;
 use crate::error::{Error, Result, Revision, key_text};
 use crate::types::{Deleted, Event, EventKind, Guard, KeyValue};
-
-/// A committed batch of events, shared by every watcher.
-pub type EventBatch = Arc<[Event]>;
 
 /// Compaction deletes at most this many revisions' worth of history per transaction, so
 /// a large compaction never holds up writers for long.
@@ -35,8 +33,8 @@ pub struct Shared {
     /// Revision of the last committed write. Updated after the commit and before the
     /// events are published, which is what lets a watch "from now" start without a gap.
     pub revision: AtomicI64,
-    /// Fan-out of committed batches to watchers.
-    pub events: broadcast::Sender<EventBatch>,
+    /// Fan-out of committed events to watchers.
+    pub hub: Arc<Hub>,
 }
 
 /// A change to one key.
@@ -97,7 +95,10 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("mast-store-writer".into())
         .spawn(move || {
+            let hub = writer.shared.hub.clone();
             let close_reply = writer.run(requests);
+            // No more writes: end every watch.
+            hub.close();
             // Close the database before releasing the lock, then answer `close()`.
             drop(lock);
             if let Some(reply) = close_reply {
@@ -193,8 +194,7 @@ impl Writer {
             Ok(last_revision) => {
                 if let Some(revision) = last_revision {
                     self.shared.revision.store(revision, Ordering::SeqCst);
-                    // No receivers is fine: nobody is watching.
-                    let _ = self.shared.events.send(EventBatch::from(events));
+                    self.shared.hub.publish(&events);
                 }
                 for p in pending {
                     let _ = p.reply.send(p.result);
