@@ -227,7 +227,6 @@ impl EtcdStore {
     /// the guard's error if the guard lost, otherwise the key's current state.
     fn failed_compare(
         resp: &TxnResponse,
-        key: &[u8],
         guard: Option<&Guard>,
     ) -> std::result::Result<Option<KeyValue>, Error> {
         let reads: Vec<Option<KeyValue>> = resp
@@ -252,8 +251,30 @@ impl EtcdStore {
                 });
             }
         }
-        let _ = key;
         Ok(reads.into_iter().next().flatten())
+    }
+
+    /// Puts `value` at `key` if `compares` and the guard hold. `Ok(Err(current))` when a
+    /// compare on the key failed, with the key as it is now (`None`: absent).
+    async fn put_if(
+        &self,
+        key: &[u8],
+        value: Bytes,
+        mut compares: Vec<Compare>,
+        guard: Option<&Guard>,
+    ) -> Result<std::result::Result<Revision, Option<KeyValue>>> {
+        check_value_size(key, &value)?;
+        let size = value.len();
+        compares.extend(Self::guard_compare(guard));
+        let txn = Txn::new()
+            .when(compares)
+            .and_then(vec![TxnOp::put(key.to_vec(), value.to_vec(), None)])
+            .or_else(Self::else_reads(key, guard));
+        let resp = self.txn(txn).await.map_err(|e| with_key(e, key, size))?;
+        if resp.succeeded() {
+            return header_revision(&resp).map(Ok);
+        }
+        Ok(Err(Self::failed_compare(&resp, guard)?))
     }
 
     fn else_reads(key: &[u8], guard: Option<&Guard>) -> Vec<TxnOp> {
@@ -377,20 +398,14 @@ impl Store for EtcdStore {
     }
 
     async fn create(&self, key: &[u8], value: Bytes, guard: Option<Guard>) -> Result<Revision> {
-        check_value_size(key, &value)?;
-        let size = value.len();
-        let mut compares = vec![Compare::create_revision(key.to_vec(), CompareOp::Equal, 0)];
-        compares.extend(Self::guard_compare(guard.as_ref()));
-        let txn = Txn::new()
-            .when(compares)
-            .and_then(vec![TxnOp::put(key.to_vec(), value.to_vec(), None)])
-            .or_else(Self::else_reads(key, guard.as_ref()));
-        let resp = self.txn(txn).await.map_err(|e| with_key(e, key, size))?;
-        if resp.succeeded() {
-            return header_revision(&resp);
+        let absent = Compare::create_revision(key.to_vec(), CompareOp::Equal, 0);
+        match self
+            .put_if(key, value, vec![absent], guard.as_ref())
+            .await?
+        {
+            Ok(revision) => Ok(revision),
+            Err(_) => Err(Error::AlreadyExists { key: key_text(key) }),
         }
-        Self::failed_compare(&resp, key, guard.as_ref())?;
-        Err(Error::AlreadyExists { key: key_text(key) })
     }
 
     async fn update(
@@ -400,25 +415,15 @@ impl Store for EtcdStore {
         expected_mod_revision: Revision,
         guard: Option<Guard>,
     ) -> Result<Revision> {
-        check_value_size(key, &value)?;
-        let size = value.len();
         // `version > 0` keeps an expected revision of 0 from creating a missing key.
-        let mut compares = vec![
+        let compares = vec![
             Compare::version(key.to_vec(), CompareOp::Greater, 0),
             Compare::mod_revision(key.to_vec(), CompareOp::Equal, expected_mod_revision),
         ];
-        compares.extend(Self::guard_compare(guard.as_ref()));
-        let txn = Txn::new()
-            .when(compares)
-            .and_then(vec![TxnOp::put(key.to_vec(), value.to_vec(), None)])
-            .or_else(Self::else_reads(key, guard.as_ref()));
-        let resp = self.txn(txn).await.map_err(|e| with_key(e, key, size))?;
-        if resp.succeeded() {
-            return header_revision(&resp);
-        }
-        match Self::failed_compare(&resp, key, guard.as_ref())? {
-            None => Err(Error::NotFound { key: key_text(key) }),
-            Some(current) => Err(Error::Conflict {
+        match self.put_if(key, value, compares, guard.as_ref()).await? {
+            Ok(revision) => Ok(revision),
+            Err(None) => Err(Error::NotFound { key: key_text(key) }),
+            Err(Some(current)) => Err(Error::Conflict {
                 key: key_text(key),
                 expected_revision: expected_mod_revision,
                 current_revision: current.mod_revision,
@@ -463,7 +468,7 @@ impl Store for EtcdStore {
                 ))),
             };
         }
-        match Self::failed_compare(&resp, key, guard.as_ref())? {
+        match Self::failed_compare(&resp, guard.as_ref())? {
             None => Err(Error::NotFound { key: key_text(key) }),
             Some(current) => Err(Error::Conflict {
                 key: key_text(key),
