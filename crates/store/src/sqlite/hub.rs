@@ -15,7 +15,6 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::keys::prefix_end;
 use crate::types::Event;
 
 /// The registry of live watchers.
@@ -28,19 +27,8 @@ pub struct Hub {
 #[derive(Debug)]
 struct Subscriber {
     prefix: Bytes,
-    prefix_end: Option<Vec<u8>>,
     events: mpsc::Sender<Event>,
     lagged: Arc<AtomicBool>,
-}
-
-impl Subscriber {
-    fn matches(&self, key: &[u8]) -> bool {
-        key.starts_with(&self.prefix)
-            && self
-                .prefix_end
-                .as_ref()
-                .is_none_or(|end| key < end.as_slice())
-    }
 }
 
 /// One watcher's end. Dropping it unregisters the watcher.
@@ -69,7 +57,6 @@ impl Hub {
         let lagged = Arc::new(AtomicBool::new(false));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let subscriber = Subscriber {
-            prefix_end: prefix_end(&prefix),
             prefix,
             events: sender,
             lagged: lagged.clone(),
@@ -92,7 +79,7 @@ impl Hub {
         };
         subscribers.retain(|_, subscriber| {
             for event in events {
-                if !subscriber.matches(&event.kv.key) {
+                if !event.kv.key.starts_with(&subscriber.prefix) {
                     continue;
                 }
                 match subscriber.events.try_send(event.clone()) {

@@ -217,7 +217,9 @@ pub fn list(
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(sqlite_error)?;
     let more = limit > 0 && items.len() > limit;
-    items.truncate(if limit == 0 { items.len() } else { limit });
+    if more {
+        items.truncate(limit);
+    }
     Ok(ListPage {
         items,
         revision,
