@@ -43,13 +43,15 @@ fn map_status(code: Code, message: &str) -> Error {
         Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::Cancelled => {
             Error::Unavailable(format!("etcd: {message}"))
         }
-        // etcd answers "leader changed", "no leader", "request timed out" with Unknown,
-        // and a connection dying mid-response surfaces as an h2 error with Unknown too.
+        // etcd answers "leader changed", "no leader", "request timed out" with Unknown.
+        // A connection dying mid-request surfaces with Unknown too: as an h2 error, or
+        // as tonic's bare "transport error" when the channel's connection was reset.
         Code::Unknown
             if message.contains("leader")
                 || message.contains("timed out")
                 || message.contains("too many requests")
                 || message.contains("h2 protocol error")
+                || message.contains("transport error")
                 || message.contains("connection") =>
         {
             Error::Unavailable(format!("etcd: {message}"))
@@ -104,6 +106,7 @@ mod tests {
                 "h2 protocol error: error reading a body from connection",
                 Error::is_retryable,
             ),
+            (Code::Unknown, "transport error", Error::is_retryable),
             (
                 Code::InvalidArgument,
                 "etcdserver: key is not provided",
