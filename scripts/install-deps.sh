@@ -4,12 +4,16 @@
 #   protoc      (protobuf-compiler)  etcd-client compiles etcd's protobufs at build time
 #   etcd        (etcd-server)        the etcd backend's tests and the benchmark run a real one
 #   etcdctl     (etcd-client)        for people poking at that etcd by hand
+#   kubectl     (kubernetes-client)  the API server's tests drive it (only if none is on PATH)
+#   kubernetes  (PyPI)               the official Python client, used by the API tests
 set -euo pipefail
 
 need=()
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
@@ -25,3 +29,12 @@ if ((${#need[@]})); then
 fi
 
 command -v cargo >/dev/null 2>&1 || { echo "error: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+
+# The official Python client comes from PyPI, pinned to the version the tests were
+# written against. Debian's Python refuses system-wide pip installs (PEP 668); then the
+# flag below lets pip install for this machine's tests.
+if ! python3 -c 'import kubernetes' >/dev/null 2>&1; then
+    echo "installing: kubernetes (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check 'kubernetes==37.0.2' \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'kubernetes==37.0.2'
+fi

@@ -1,0 +1,24 @@
+//! mast's API machinery, pure and free of I/O: what the API server needs to know about
+//! each resource and its objects.
+//!
+//! Layout:
+//! - [`registry`]: one table describing every served resource (group, version, kind,
+//!   plural, scope, subresources, short names, selectable fields); it drives routing,
+//!   discovery and storage keys.
+//! - [`defaults`]: upstream defaulting per kind.
+//! - [`validation`]: upstream validation per kind, reported as field causes.
+//! - [`selectors`]: label and field selectors, parsed and matched.
+//! - [`patch`]: JSON patch, JSON merge patch, and strategic merge patch (map semantics).
+//! - [`typed`]: the round trip through the `k8s-openapi` types that every stored object
+//!   takes.
+//!
+//! Objects travel as `serde_json::Value` between these modules so that the API server
+//! can handle every kind generically; a module that needs the typed form
+//! (`k8s-openapi`) converts inside.
+
+pub mod defaults;
+pub mod patch;
+pub mod registry;
+pub mod selectors;
+pub mod typed;
+pub mod validation;

@@ -1,0 +1,237 @@
+//! REST handlers for resources: one module per family of verbs. `dispatch` maps method,
+//! path and query to a verb; the verb functions return values (objects, lists,
+//! Statuses) and errors, and `dispatch` encodes them in the negotiated format.
+
+mod delete;
+mod read;
+mod subresources;
+mod watch;
+mod write;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use api::registry::Resource;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::codec;
+use crate::error::ApiError;
+use crate::path::Target;
+use crate::query::{DeleteOptions, ListOptions};
+use crate::state::AppState;
+
+pub use read::selected;
+
+/// One request to a resource path.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub state: &'a AppState,
+    pub resource: &'static Resource,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+    pub headers: &'a HeaderMap,
+    pub query: &'a HashMap<String, String>,
+}
+
+impl Request<'_> {
+    /// The object name from the path (every single-object verb has one).
+    pub fn name(&self) -> Result<&str, ApiError> {
+        self.name
+            .as_deref()
+            .ok_or_else(|| ApiError::MethodNotAllowed("a name is required".into()))
+    }
+
+    /// The namespace for an object of this resource (None when cluster-scoped).
+    pub fn object_namespace(&self) -> Option<&str> {
+        if self.resource.namespaced() {
+            self.namespace.as_deref()
+        } else {
+            None
+        }
+    }
+
+    pub fn key(&self, name: &str) -> String {
+        self.resource.key(self.object_namespace(), name)
+    }
+}
+
+/// Serves one request to a resource path.
+pub async fn dispatch(
+    state: &AppState,
+    method: &Method,
+    target: Target,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let resource = target.resource;
+    let format = match codec::negotiate(headers) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let req = Request {
+        state,
+        resource,
+        namespace: target.namespace,
+        name: target.name,
+        subresource: target.subresource,
+        headers,
+        query,
+    };
+    let verb = verb_of(method, &req, target.legacy_watch);
+    let response = match verb {
+        "watch" => watch::serve(&req)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        _ => match serve(&req, verb, &body).await {
+            Ok((code, value)) => codec::respond(code, format, &value),
+            Err(e) => {
+                let code = e.code();
+                let status = e.status();
+                if code.is_server_error() {
+                    tracing::warn!(verb, resource = resource.plural, error = %e, "request failed");
+                }
+                codec::respond(code, format, &status)
+            }
+        },
+    };
+    let metric_resource = match &req.subresource {
+        Some(sub) => format!("{}/{sub}", resource.plural),
+        None => resource.plural.to_string(),
+    };
+    state.metrics().request(
+        verb,
+        &metric_resource,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The Kubernetes verb of a request.
+fn verb_of(method: &Method, req: &Request<'_>, legacy_watch: bool) -> &'static str {
+    let collection = req.name.is_none();
+    let watch_param = matches!(
+        req.query.get("watch").map(String::as_str),
+        Some("1" | "true" | "True")
+    );
+    match *method {
+        Method::GET if (legacy_watch || watch_param) && req.subresource.is_none() => "watch",
+        Method::GET if collection => "list",
+        Method::GET => "get",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE if collection => "deletecollection",
+        Method::DELETE => "delete",
+        _ => "unknown",
+    }
+}
+
+async fn serve(
+    req: &Request<'_>,
+    verb: &str,
+    body: &[u8],
+) -> Result<(StatusCode, Value), ApiError> {
+    let sub = req.subresource.as_deref();
+    let resource = req.resource;
+    let allowed = match sub {
+        None => true,
+        Some("status") => resource.status,
+        Some("scale") => resource.scale.is_some(),
+        Some("binding") => resource.binding,
+        Some("finalize") => resource.kind == "Namespace",
+        Some(_) => false,
+    };
+    if !allowed {
+        return Err(ApiError::NotFound {
+            message: format!(
+                "the server could not find the requested resource ({}/{})",
+                resource.plural,
+                sub.unwrap_or_default()
+            ),
+            details: None,
+        });
+    }
+    if resource.namespaced() && req.namespace.is_none() && !matches!(verb, "list" | "watch") {
+        return Err(ApiError::MethodNotAllowed(format!(
+            "{verb} of {} needs a namespace in the path",
+            resource.plural
+        )));
+    }
+    let ok = |v| Ok((StatusCode::OK, v));
+    match (verb, sub) {
+        ("get", Some("scale")) => ok(subresources::get_scale(req).await?),
+        ("get", _) => ok(read::get(req).await?),
+        ("list", None) => {
+            let options = ListOptions::parse(req.query, resource)?;
+            ok(read::list(req, &options).await?)
+        }
+        ("create", None) => {
+            let body = decode_object(req, body)?;
+            Ok((StatusCode::CREATED, write::create(req, body).await?))
+        }
+        ("create", Some("binding")) => {
+            let body = decode_object(req, body)?;
+            Ok((StatusCode::CREATED, subresources::bind(req, body).await?))
+        }
+        ("update", Some("scale")) => {
+            let body = decode_object(req, body)?;
+            ok(subresources::update_scale(req, subresources::ScaleChange::Replace(body)).await?)
+        }
+        ("update", None | Some("status" | "finalize")) => {
+            let body = decode_object(req, body)?;
+            write::update(req, body).await
+        }
+        ("patch", Some("scale")) => {
+            let (kind, patch) = write::decode_patch(req, body)?;
+            ok(
+                subresources::update_scale(req, subresources::ScaleChange::Patch(kind, patch))
+                    .await?,
+            )
+        }
+        ("patch", None | Some("status")) => {
+            let (kind, patch) = write::decode_patch(req, body)?;
+            ok(write::patch(req, kind, patch).await?)
+        }
+        ("delete", None) => {
+            let options = delete_options(req, body)?;
+            delete::delete(req, &options).await
+        }
+        ("deletecollection", None) => {
+            let options = delete_options(req, body)?;
+            let list = ListOptions::parse(req.query, resource)?;
+            ok(delete::delete_collection(req, &list, &options).await?)
+        }
+        _ => Err(ApiError::MethodNotAllowed(format!(
+            "the server does not allow this method on the requested resource ({verb} {}{})",
+            resource.plural,
+            sub.map(|s| format!("/{s}")).unwrap_or_default()
+        ))),
+    }
+}
+
+/// A request body that must be a JSON or YAML object.
+fn decode_object(req: &Request<'_>, body: &[u8]) -> Result<Value, ApiError> {
+    let value = codec::decode(req.headers, body)?;
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "the request body must be an object".into(),
+        ));
+    }
+    Ok(value)
+}
+
+fn delete_options(req: &Request<'_>, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+    let mut options = DeleteOptions::from_query(req.query)?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let value = decode_object(req, body)?;
+        options.merge_body(&value)?;
+    }
+    Ok(options)
+}

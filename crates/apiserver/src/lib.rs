@@ -1,0 +1,32 @@
+//! mast's Kubernetes API server: the REST API over the store, with a watch cache.
+//!
+//! Layout:
+//! - [`server`]: startup, the router (a function, so tests can drive it in process),
+//!   health, metrics endpoints, shutdown.
+//! - [`path`]: resource paths into (resource, namespace, name, subresource).
+//! - [`handlers`]: the verbs — get/list (`read`), create/update/patch (`write`),
+//!   delete/deletecollection (`delete`), `/scale` and `pods/binding`
+//!   (`subresources`), and `watch`.
+//! - [`watch_cache`]: per resource, one store watch feeding every client watch.
+//! - [`objects`]: API objects in the store (keys, JSON, resourceVersion = revision).
+//! - [`discovery`], [`openapi`] (the minimal v3 kubectl's validation needs), [`metrics`], [`kubeconfig`], [`codec`] (JSON/YAML, limits),
+//!   [`query`] (list, watch and delete options), [`meta`] (object metadata),
+//!   [`error`] (every error as a Kubernetes Status).
+
+pub mod codec;
+pub mod discovery;
+pub mod error;
+pub mod handlers;
+pub mod kubeconfig;
+pub mod meta;
+pub mod metrics;
+pub mod objects;
+pub mod openapi;
+pub mod path;
+pub mod query;
+pub mod server;
+pub mod state;
+pub mod watch_cache;
+
+pub use server::{Config, Running, router, start};
+pub use state::AppState;

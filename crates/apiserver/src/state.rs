@@ -1,0 +1,56 @@
+//! What every handler shares: the store (as objects), the watch caches, the metrics.
+
+use std::sync::Arc;
+
+use store::AnyStore;
+
+use crate::metrics::Metrics;
+use crate::objects::Objects;
+use crate::watch_cache::Caches;
+
+/// Shared server state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    objects: Objects,
+    caches: Caches,
+    metrics: Metrics,
+    backend: &'static str,
+}
+
+impl AppState {
+    /// Starts the watch caches over `store`.
+    pub fn new(store: AnyStore, watch_cache_size: usize) -> Self {
+        let metrics = Metrics::new();
+        let caches = Caches::start(&store, watch_cache_size, &metrics);
+        let backend = store.backend_name();
+        Self {
+            inner: Arc::new(Inner {
+                objects: Objects::new(store, metrics.clone()),
+                caches,
+                metrics,
+                backend,
+            }),
+        }
+    }
+
+    pub fn objects(&self) -> &Objects {
+        &self.inner.objects
+    }
+
+    pub fn caches(&self) -> &Caches {
+        &self.inner.caches
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn backend(&self) -> &'static str {
+        self.inner.backend
+    }
+}

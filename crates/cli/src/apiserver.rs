@@ -1,0 +1,21 @@
+//! `mast apiserver`: the API server alone, until SIGINT or SIGTERM.
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::server::ServerArgs;
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let mut running = apiserver::start(&args.config()).await?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = running.wait() => return Ok(result?),
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down");
+    // Open watches would hold a graceful stop forever; give them a moment, then go.
+    match tokio::time::timeout(std::time::Duration::from_secs(5), running.stop()).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Ok(()),
+    }
+}

@@ -1,0 +1,62 @@
+//! `mast server`: a master. Today that is the API server; the scheduler and the
+//! controller-manager join it in later issues.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Flags shared by `mast server` and `mast apiserver`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Where state lives (the SQLite database when no datastore endpoint is given).
+    #[arg(long, default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    /// Port to listen on (plain HTTP for now); 0 picks a free one.
+    #[arg(long, default_value_t = 6443)]
+    pub secure_port: u16,
+    /// etcd endpoints (`http://h:p,http://h:p`) or `sqlite://PATH`; default: SQLite in
+    /// the data dir.
+    #[arg(long)]
+    pub datastore_endpoint: Option<String>,
+    /// Write an admin kubeconfig here once listening.
+    #[arg(long)]
+    pub write_kubeconfig: Option<PathBuf>,
+    /// Events kept per resource for watches that resume from a resourceVersion.
+    #[arg(long, default_value_t = 1000)]
+    pub watch_cache_size: usize,
+}
+
+impl ServerArgs {
+    pub fn config(&self) -> apiserver::Config {
+        apiserver::Config {
+            data_dir: self.data_dir.clone(),
+            bind_address: self.bind_address,
+            port: self.secure_port,
+            datastore_endpoint: self
+                .datastore_endpoint
+                .clone()
+                .filter(|e| !e.trim().is_empty()),
+            write_kubeconfig: self.write_kubeconfig.clone(),
+            watch_cache_size: self.watch_cache_size,
+        }
+    }
+}
+
+/// `/var/lib/mast/server` for root, `~/.local/share/mast/server` otherwise (as k3s
+/// splits `/var/lib/rancher` and `~/.rancher`).
+fn default_data_dir() -> PathBuf {
+    let is_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || std::env::var("HOME").map(|h| h == "/root").unwrap_or(false);
+    match std::env::var_os("HOME") {
+        Some(home) if !is_root => PathBuf::from(home).join(".local/share/mast/server"),
+        _ => PathBuf::from("/var/lib/mast/server"),
+    }
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    crate::apiserver::run(args).await
+}
