@@ -4,7 +4,8 @@
 #   protoc      (protobuf-compiler)  etcd-client compiles etcd's protobufs at build time
 #   etcd        (etcd-server)        the etcd backend's tests and the benchmark run a real one
 #   etcdctl     (etcd-client)        for people poking at that etcd by hand
-#   kubectl     (kubernetes-client)  the API server's tests drive it (only if none is on PATH)
+#   kubectl     (kubernetes-client)  the API server's tests and start.sh drive it (only if none is on PATH)
+#   curl        (curl)               start.sh waits on the server's /readyz
 #   kubernetes  (PyPI)               the official Python client, used by the API tests
 set -euo pipefail
 
@@ -13,6 +14,7 @@ command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 
 if ((${#need[@]})); then

@@ -97,6 +97,10 @@ fn stamp_new(resource: &Resource, object: &mut Value) {
             root.insert("status".into(), json!({"phase": "Active"}));
         }
     }
+    if resource.kind == "Namespace" {
+        // Upstream's namespace strategy: the namespace controller's finalizer, always.
+        object["spec"]["finalizers"] = json!(["kubernetes"]);
+    }
 }
 
 /// Checks apiVersion, kind, namespace and name of a body against the path, and fills
@@ -150,8 +154,12 @@ fn check_identity(req: &Request<'_>, mut object: Value) -> Result<Value, ApiErro
     Ok(object)
 }
 
-/// The typed round trip; a body that does not decode is the client's error.
-fn normalize(resource: &Resource, object: Value) -> Result<Value, ApiError> {
+/// The typed round trip; a body that does not decode is the client's error. A
+/// Secret's stringData is folded into data first, as upstream's decoding does.
+fn normalize(resource: &Resource, mut object: Value) -> Result<Value, ApiError> {
+    if resource.kind == "Secret" {
+        api::defaults::merge_secret_string_data(&mut object);
+    }
     api::typed::normalize(resource.kind, object).map_err(|e| {
         ApiError::BadRequest(format!(
             "the body of the request could not be decoded as {}: {e}",
