@@ -212,7 +212,7 @@ impl ApiError {
                 value["causes"] = causes
                     .iter()
                     .map(
-                        |c| json!({"reason": c.reason(), "message": c.message(), "field": c.field}),
+                        |c| json!({"reason": c.reason(), "message": c.body(), "field": c.field}),
                     )
                     .collect();
             }
