@@ -211,9 +211,7 @@ impl ApiError {
             if let Self::Invalid { causes, .. } = self {
                 value["causes"] = causes
                     .iter()
-                    .map(
-                        |c| json!({"reason": c.reason(), "message": c.body(), "field": c.field}),
-                    )
+                    .map(|c| json!({"reason": c.reason(), "message": c.body(), "field": c.field}))
                     .collect();
             }
             status["details"] = value;
