@@ -11,6 +11,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use serde_json::json;
 use store::{AnyStore, DatastoreConfig};
 
@@ -217,6 +218,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     tracing::info!(%address, "API server listening");
     let (shutdown, mut stop) = tokio::sync::watch::channel(false);
     let app = router(state);
+    // Without TCP_NODELAY a watch event that follows another within the peer's delayed
+    // ACK waits for it (Nagle): measured 40 ms at p99 instead of under 1 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY");
+        }
+    });
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

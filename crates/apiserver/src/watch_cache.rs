@@ -101,6 +101,7 @@ pub struct WatchCache {
     resource: &'static Resource,
     inner: Mutex<Inner>,
     ready: watch::Sender<bool>,
+    metrics: Metrics,
 }
 
 #[derive(Debug)]
@@ -116,8 +117,8 @@ struct Inner {
 }
 
 impl WatchCache {
-    /// Starts the cache of `resource`: it lists and watches in a background task that
-    /// lives as long as the returned cache.
+    /// Starts the cache of `resource`: it lists and watches in a background task for as
+    /// long as the runtime runs (the server's caches live as long as the server).
     pub fn start(
         resource: &'static Resource,
         store: AnyStore,
@@ -137,17 +138,15 @@ impl WatchCache {
                 sender,
             }),
             ready: watch::channel(false).0,
+            metrics,
         });
-        let weak = Arc::downgrade(&cache);
+        let task_cache = cache.clone();
         tokio::spawn(async move {
             loop {
-                let Some(cache) = weak.upgrade() else { return };
-                let _store_watch = metrics.hold(Gauge::StoreWatches, resource.plural);
-                if let Err(e) = cache.run(&store).await {
+                if let Err(e) = task_cache.run(&store).await {
                     tracing::warn!(resource = resource.plural, error = %e, "watch cache relisting");
                 }
-                cache.ready.send_replace(false);
-                drop(cache);
+                task_cache.ready.send_replace(false);
                 tokio::time::sleep(RETRY_DELAY).await;
             }
         });
@@ -155,7 +154,7 @@ impl WatchCache {
     }
 
     /// Lists, then follows the store watch until it fails.
-    async fn run(self: &Arc<Self>, store: &AnyStore) -> Result<(), store::Error> {
+    async fn run(&self, store: &AnyStore) -> Result<(), store::Error> {
         let prefix = self.resource.prefix();
         let mut objects = HashMap::new();
         let mut revision = 0;
@@ -176,6 +175,7 @@ impl WatchCache {
             }
         }
         let mut stream = store.watch(prefix.as_bytes(), revision + 1).await?;
+        let _open = self.metrics.hold(Gauge::StoreWatches, self.resource.plural);
         self.reset(objects, revision);
         self.ready.send_replace(true);
         while let Some(event) = stream.next().await {

@@ -2,8 +2,8 @@
 //! one run, driven over HTTP by kube-rs clients on this machine.
 //!
 //! ```text
-//! cargo bench -p mast --bench apiserver            # full run (a few minutes)
-//! cargo bench -p mast --bench apiserver -- --quick # smaller counts, for a smoke run
+//! cargo bench -p mast --bench apiserver            # full run (about 2 minutes)
+//! cargo bench -p mast --bench apiserver -- --quick # smaller counts (about 20 s)
 //! ```
 //!
 //! The server under test is the binary cargo built for this benchmark, so with
@@ -14,16 +14,21 @@
 //! Per backend, with 1, 16 and 64 concurrent clients (closed loop: each sends its next
 //! request when the previous one is answered), on ConfigMaps of about 1 KiB in
 //! `default`, it measures p50 and p99 latency and throughput of:
-//! - create, get, update (replace with the resourceVersion just read), delete;
-//! - list: a label selector matching a fixed set of 100 objects, which are the only
-//!   ConfigMaps in the namespace at that moment (the list runs first in each round);
+//! - list: a label selector matching a fixed set of 100 objects. Once before anything
+//!   else, when those are the only ConfigMaps the namespace has ever had, and once at
+//!   the end, after the rounds below have created, updated and deleted tens of
+//!   thousands of others (history the store keeps until it compacts);
+//! - create, get, update (replace, with the resourceVersion the create returned) and
+//!   delete, each client on objects of its own;
 //! - watch: from the start of a write (an update) to a watcher receiving its event.
 //!   With 1 watcher while the clients write flat out; and, at 16 clients, with the
 //!   writes paced to 200/s in all, with 1 and with 100 watchers (unpaced, 100 watchers
 //!   would measure this process decoding 100 copies of every event, not the server).
 //!
 //! And the server's resident memory (VmRSS): right after it is ready, and once the load
-//! is over and every client has gone (plus the peak, VmHWM).
+//! is over and every client has gone (plus the peak, VmHWM). The progress lines on
+//! stderr also give, per measurement, the cores the server and this process used (the
+//! machine is shared between them) and the server's RSS after it.
 //!
 //! Prints one Markdown table per backend (paste them into docs/benchmarks.md).
 
@@ -138,9 +143,7 @@ impl Server {
         let stderr = stdout
             .try_clone()
             .context("cloning the server log handle")?;
-        let binary = std::env::var_os("MAST_BENCH_DIAG_BIN")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_mast").into());
-        let mut command = Command::new(binary);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mast"));
         command
             .arg("server")
             .arg("--data-dir")
@@ -227,6 +230,38 @@ impl Server {
         })
     }
 
+    fn cpu(&self) -> Result<CpuSample> {
+        Ok(CpuSample {
+            server: cpu_seconds(&self.child.id().to_string())?,
+            bench: cpu_seconds("self")?,
+            at: Instant::now(),
+        })
+    }
+
+    /// Prints a measurement's figures, with the cores the server and this process used
+    /// since `before`, and the server's memory after it.
+    fn progress(&self, what: &str, f: &Figures, before: CpuSample) {
+        let usage = self.cpu().map_or_else(
+            |e| e.to_string(),
+            |now| {
+                let wall = now.at.duration_since(before.at).as_secs_f64();
+                format!(
+                    "server {:.2} cores, bench {:.2} cores",
+                    (now.server - before.server) / wall,
+                    (now.bench - before.bench) / wall
+                )
+            },
+        );
+        let rss = self.memory().map_or_else(|e| e.to_string(), |m| mib(m.rss));
+        eprintln!(
+            "{what}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {:.0}/s; {usage}; server RSS {rss}",
+            ms(f.p50),
+            ms(f.p99),
+            ms(f.max),
+            f.per_second
+        );
+    }
+
     /// A client as a user would build one: from the kubeconfig file. Each has its own
     /// connection pool.
     async fn client(&self) -> Result<kube::Client> {
@@ -285,6 +320,33 @@ async fn http_status(authority: &str, path: &str) -> Result<u16> {
     tokio::time::timeout(HTTP_TIMEOUT, exchange)
         .await
         .context("timed out")?
+}
+
+/// CPU time (user + system) used so far by the server and by this process, to show
+/// who uses the two cores during a measurement.
+#[derive(Debug, Clone, Copy)]
+struct CpuSample {
+    server: f64,
+    bench: f64,
+    at: Instant,
+}
+
+/// Seconds of CPU a process has used (`pid` or `self`), from `/proc/<pid>/stat`
+/// (utime and stime, in ticks of 1/100 s, USER_HZ on Linux).
+fn cpu_seconds(pid: &str) -> Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces:
+    // state is field 3, utime field 14, stime field 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| -> Result<f64> {
+        let field = fields.get(i).with_context(|| format!("short {path}"))?;
+        Ok(field.parse::<u64>()? as f64 / 100.0)
+    };
+    Ok(ticks(11)? + ticks(12)?)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -371,6 +433,8 @@ struct Report {
     table: Table,
     ready: Memory,
     after_load: Memory,
+    /// Size of one of the listed objects as the server returns it, in JSON.
+    object_bytes: usize,
 }
 
 /// A ConfigMap of about 1 KiB. `seq` identifies the write that produced it, so that a
@@ -540,29 +604,18 @@ async fn watch_latency(
     Figures::new(all, origin.elapsed())
 }
 
-/// One round of `clients` concurrent clients: list, create, get, update, watch, delete.
-async fn round(
+/// Lists of the fixed set by `CLIENTS[column]` concurrent clients.
+async fn list_round(
     server: &Server,
     table: &mut Table,
     column: usize,
     scale: Scale,
+    row: &str,
     name: &str,
 ) -> Result<()> {
-    let clients = CLIENTS[column];
-    let per_client = scale.ops_per_client[column];
-    let apis = server.apis(clients).await?;
-    let round_label = format!("r{clients}");
-    let note = |op: &str, f: &Figures| {
-        eprintln!(
-            "{name}: {clients} clients: {op}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {:.0}/s",
-            ms(f.p50),
-            ms(f.p99),
-            ms(f.max),
-            f.per_second
-        );
-    };
-
+    let apis = server.apis(CLIENTS[column]).await?;
     let selector = format!("bench-set=list-{LIST_SET}");
+    let before = server.cpu()?;
     let figures = drive(&apis, scale.lists_per_client[column], move |api, _, _| {
         let params = ListParams::default().labels(&selector);
         async move {
@@ -574,53 +627,67 @@ async fn round(
         }
     })
     .await?;
-    note("list", &figures);
-    table.set(&format!("list ({LIST_SET} objects)"), column, figures);
+    server.progress(
+        &format!("{name}: {} clients: {row}", CLIENTS[column]),
+        &figures,
+        before,
+    );
+    table.set(row, column, figures);
+    Ok(())
+}
+
+/// One round of `CLIENTS[column]` concurrent clients on objects of their own: create,
+/// get, update, delete; then watch latency, with objects made for it.
+async fn round(
+    server: &Server,
+    table: &mut Table,
+    column: usize,
+    scale: Scale,
+    name: &str,
+) -> Result<()> {
+    let clients = CLIENTS[column];
+    let per_client = scale.ops_per_client[column];
+    let apis = server.apis(clients).await?;
+    let round_label = format!("r{clients}");
+    let note = |op: &str, f: &Figures, before: CpuSample| {
+        server.progress(&format!("{name}: {clients} clients: {op}"), f, before);
+    };
 
     let object_name = move |client: usize, i: usize| format!("bench-{clients}-{client}-{i}");
+    // What each client created, in order: the update phase writes these back.
+    let mine: Arc<Vec<Mutex<Vec<ConfigMap>>>> = Arc::new(
+        (0..clients)
+            .map(|_| Mutex::new(Vec::with_capacity(per_client)))
+            .collect(),
+    );
     let labels = [("bench-round", round_label.clone())];
+    let created = mine.clone();
+    let before = server.cpu()?;
     let figures = drive(&apis, per_client, move |api, client, i| {
         let object = configmap(&object_name(client, i), &labels, 0);
+        let created = created.clone();
         async move {
-            api.create(&PostParams::default(), &object).await?;
+            let object = api.create(&PostParams::default(), &object).await?;
+            created[client].lock().await.push(object);
             Ok(())
         }
     })
     .await?;
-    note("create", &figures);
+    note("create", &figures, before);
     table.set("create", column, figures);
 
+    let before = server.cpu()?;
     let figures = drive(&apis, per_client, move |api, client, i| async move {
         api.get(&object_name(client, i)).await?;
         Ok(())
     })
     .await?;
-    note("get", &figures);
+    note("get", &figures, before);
     table.set("get", column, figures);
 
     // Each client replaces each of its objects once, with the state (and so the
-    // resourceVersion) read back here, as a controller updates what it has cached.
-    let mut mine: Vec<Vec<ConfigMap>> = vec![Vec::with_capacity(per_client); clients];
-    let round_objects = apis[0]
-        .list(&ListParams::default().labels(&format!("bench-round={round_label}")))
-        .await?
-        .items;
-    let mut by_name: BTreeMap<String, ConfigMap> = round_objects
-        .into_iter()
-        .map(|o| (o.metadata.name.clone().unwrap_or_default(), o))
-        .collect();
-    for (client, objects) in mine.iter_mut().enumerate() {
-        for i in 0..per_client {
-            let name = object_name(client, i);
-            objects.push(
-                by_name
-                    .remove(&name)
-                    .with_context(|| format!("{name} is missing after create"))?,
-            );
-        }
-    }
-    let mine: Arc<Vec<Mutex<Vec<ConfigMap>>>> =
-        Arc::new(mine.into_iter().map(Mutex::new).collect());
+    // resourceVersion) its create returned, as a controller updates what it has cached.
+    let before = server.cpu()?;
     let figures = drive(&apis, per_client, move |api, client, i| {
         let mine = mine.clone();
         async move {
@@ -632,13 +699,24 @@ async fn round(
         }
     })
     .await?;
-    note("update", &figures);
+    note("update", &figures, before);
     table.set("update (replace)", column, figures);
+
+    let before = server.cpu()?;
+    let figures = drive(&apis, per_client, move |api, client, i| async move {
+        api.delete(&object_name(client, i), &DeleteParams::default())
+            .await?;
+        Ok(())
+    })
+    .await?;
+    note("delete", &figures, before);
+    table.set("delete", column, figures);
 
     let watcher = server.apis(1).await?;
     let tag = format!("{clients}-flat");
+    let before = server.cpu()?;
     let figures = watch_latency(&apis, &watcher, &tag, &round_label, per_client, None).await?;
-    note("watch, 1 watcher, writes unpaced", &figures);
+    note("watch, 1 watcher, writes unpaced", &figures, before);
     table.set("watch, 1 watcher (writes unpaced)", column, figures);
 
     if clients == PACED_CLIENTS {
@@ -646,6 +724,7 @@ async fn round(
         for watchers in [1, MANY_WATCHERS] {
             let watching = server.apis(watchers).await?;
             let tag = format!("{clients}-paced-{watchers}");
+            let before = server.cpu()?;
             let figures = watch_latency(
                 &apis,
                 &watching,
@@ -657,19 +736,11 @@ async fn round(
             .await?;
             let noun = if watchers == 1 { "watcher" } else { "watchers" };
             let row = format!("watch, {watchers} {noun} (writes paced to {rate:.0}/s)");
-            note(&row, &figures);
+            note(&row, &figures, before);
             table.set(&row, column, figures);
         }
     }
 
-    let figures = drive(&apis, per_client, move |api, client, i| async move {
-        api.delete(&object_name(client, i), &DeleteParams::default())
-            .await?;
-        Ok(())
-    })
-    .await?;
-    note("delete", &figures);
-    table.set("delete", column, figures);
     // The watch objects too, so the next round's lists see only the fixed set.
     apis[0]
         .delete_collection(
@@ -696,15 +767,25 @@ async fn measure(backend: &Backend, scale: Scale) -> Result<Report> {
 
     let setup = server.apis(1).await?;
     let labels = [("bench-set", format!("list-{LIST_SET}"))];
+    let mut object_bytes = 0;
     for i in 0..LIST_SET {
         let object = configmap(&format!("bench-list-{i}"), &labels, 0);
-        setup[0].create(&PostParams::default(), &object).await?;
+        let created = setup[0].create(&PostParams::default(), &object).await?;
+        object_bytes = serde_json::to_vec(&created)?.len();
     }
     drop(setup);
 
     let mut table = Table::default();
+    let fresh = format!("list ({LIST_SET} objects)");
+    for column in 0..CLIENTS.len() {
+        list_round(&server, &mut table, column, scale, &fresh, name).await?;
+    }
     for column in 0..CLIENTS.len() {
         round(&server, &mut table, column, scale, name).await?;
+    }
+    let churned = format!("list ({LIST_SET} objects), after the rounds' churn");
+    for column in 0..CLIENTS.len() {
+        list_round(&server, &mut table, column, scale, &churned, name).await?;
     }
 
     tokio::time::sleep(SETTLE).await;
@@ -714,12 +795,27 @@ async fn measure(backend: &Backend, scale: Scale) -> Result<Report> {
         mib(after_load.rss),
         mib(after_load.peak)
     );
+    // Anything the server complained about under load is worth knowing next to the
+    // figures.
+    let log = server.log_text();
+    let complaints: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    eprintln!(
+        "{name}: the server logged {} warnings and errors",
+        complaints.len()
+    );
+    for line in complaints.iter().take(5) {
+        eprintln!("  {line}");
+    }
     drop(server);
     Ok(Report {
         title: backend.title(),
         table,
         ready,
         after_load,
+        object_bytes,
     })
 }
 
@@ -771,11 +867,13 @@ fn print_aims(sqlite: &Report) {
         verdict(worst < 10.0),
         listed.join(", ")
     );
-    let rss = sqlite.ready.rss.max(sqlite.after_load.rss);
+    let aim = 40 * 1024 * 1024;
     println!(
-        "Aim: idle RSS under 40 MiB (SQLite): {} ({} ready, {} after load).",
-        verdict(rss < 40 * 1024 * 1024),
+        "Aim: idle RSS under 40 MiB (SQLite): right after ready {} ({}); idle after the \
+         load {} ({}).",
+        verdict(sqlite.ready.rss < aim),
         mib(sqlite.ready.rss),
+        verdict(sqlite.after_load.rss < aim),
         mib(sqlite.after_load.rss)
     );
 }
@@ -796,15 +894,27 @@ fn main() -> Result<()> {
         anyhow::Ok([sqlite, on_etcd])
     })?;
     println!(
-        "\nmast server ({} build), {} cores; ConfigMaps of about 1 KiB; {} run in {:.0} s",
+        "\nmast server ({} build), {} cores; ConfigMaps of {} bytes (JSON); {} run in {:.0} s",
         if cfg!(debug_assertions) {
             "debug"
         } else {
             "optimised"
         },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        reports[0].object_bytes,
         if quick { "quick" } else { "full" },
         began.elapsed().as_secs_f64()
+    );
+    let objects: usize = CLIENTS
+        .iter()
+        .zip(scale.ops_per_client)
+        .map(|(clients, ops)| clients * ops)
+        .sum();
+    let watched = objects + 2 * PACED_CLIENTS * scale.paced_per_client;
+    println!(
+        "The lists after the churn follow {objects} creates, {objects} updates and \
+         {objects} deletes of other ConfigMaps in the namespace, and {watched} updates of \
+         watched ones."
     );
     for report in &reports {
         print_report(report);
