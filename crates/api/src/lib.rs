@@ -6,6 +6,7 @@
 //!   plural, scope, subresources, short names, selectable fields); it drives routing,
 //!   discovery and storage keys.
 //! - [`defaults`]: upstream defaulting per kind.
+//! - [`openapi`]: OpenAPI v3 schemas of the served kinds, from the `k8s-openapi` types.
 //! - [`validation`]: upstream validation per kind, reported as field causes.
 //! - [`selectors`]: label and field selectors, parsed and matched.
 //! - [`patch`]: JSON patch, JSON merge patch, and strategic merge patch (map semantics).
@@ -17,6 +18,7 @@
 //! (`k8s-openapi`) converts inside.
 
 pub mod defaults;
+pub mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod selectors;

@@ -1,12 +1,16 @@
-//! A minimal OpenAPI v3: the index and one document per group version listing each
-//! resource's paths and operations with their group-version-kind and the
-//! `fieldValidation` parameter. That is what kubectl reads to decide that the server
-//! validates fields itself, so `kubectl create -f` works with default validation. The
-//! schemas themselves (for `kubectl explain` and client-side apply) are still to come.
+//! OpenAPI v3: the index and one document per group version. Paths list each
+//! resource's operations with their group-version-kind and the `fieldValidation`
+//! parameter (kubectl reads them to leave validation to the server);
+//! `components.schemas` holds the types' schemas (`api::openapi`), which
+//! `kubectl explain` renders. Documents are built once and kept.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use api::registry::{self, Resource};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use crate::codec;
@@ -38,17 +42,34 @@ pub fn index() -> Response {
 
 /// GET /openapi/v3/api/v1 or /openapi/v3/apis/GROUP/VERSION.
 pub fn group_version(path: &str) -> Response {
+    static DOCUMENTS: OnceLock<Mutex<HashMap<String, Bytes>>> = OnceLock::new();
+    let documents = DOCUMENTS.get_or_init(Default::default);
     let gv = path
         .trim_start_matches("/openapi/v3/")
         .trim_end_matches('/');
+    if let Some(doc) = documents.lock().ok().and_then(|d| d.get(gv).cloned()) {
+        return codec::with_type(StatusCode::OK, "application/json", doc.to_vec());
+    }
+    let Some(doc) = build(gv) else {
+        return not_found(path);
+    };
+    let bytes = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+    if let Ok(mut d) = documents.lock() {
+        d.insert(gv.to_string(), bytes.clone());
+    }
+    codec::with_type(StatusCode::OK, "application/json", bytes.to_vec())
+}
+
+/// The document of one group version (`api/v1`, `apis/apps/v1`), if served.
+fn build(gv: &str) -> Option<Value> {
     let (group, version) = match gv.split('/').collect::<Vec<_>>().as_slice() {
         ["api", v] => ("", *v),
         ["apis", g, v] => (*g, *v),
-        _ => return not_found(path),
+        _ => return None,
     };
     let resources: Vec<&Resource> = registry::in_group_version(group, version).collect();
     if resources.is_empty() {
-        return not_found(path);
+        return None;
     }
     let mut paths = Map::new();
     for r in resources {
@@ -80,9 +101,9 @@ pub fn group_version(path: &str) -> Response {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": format!("v1.{KUBERNETES_MINOR}.0")},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": api::openapi::schemas(group, version)},
     });
-    codec::json_response(StatusCode::OK, &doc)
+    Some(doc)
 }
 
 fn operation(gvk: &Value, action: &str, writes: bool) -> Value {
