@@ -38,11 +38,63 @@ fn round_trip<T: DeserializeOwned + Serialize>(object: Value) -> Result<Value, S
     serde_json::to_value(&typed).map_err(|e| e.to_string())
 }
 
+/// The fields of `input` that the typed round trip dropped: fields the type does not
+/// have. Paths as upstream prints them (`spec.containers[0].bogus`). Nulls are not
+/// fields (the round trip drops them as absent values).
+pub fn unknown_fields(input: &Value, normalized: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(input, normalized, &mut String::new(), &mut out);
+    out
+}
+
+fn walk(input: &Value, normalized: &Value, path: &mut String, out: &mut Vec<String>) {
+    match (input, normalized) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, value) in a {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                match b.get(key) {
+                    Some(kept) => walk(value, kept, path, out),
+                    None if !value.is_null() => out.push(path.clone()),
+                    None => {}
+                }
+                path.truncate(len);
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (value, kept)) in a.iter().zip(b).enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                walk(value, kept, path, out);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn names_the_fields_the_type_does_not_have() {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": null, "bogus": 1},
+            "spec": {"containers": [{"name": "c", "image": "i", "imagePullPolicyy": "Always"}]},
+        });
+        let normalized = normalize("Pod", pod.clone()).expect("pod");
+        assert_eq!(
+            unknown_fields(&pod, &normalized),
+            ["metadata.bogus", "spec.containers[0].imagePullPolicyy"]
+        );
+    }
 
     #[test]
     fn drops_unknown_fields_and_rejects_wrong_types() {

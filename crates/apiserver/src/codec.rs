@@ -161,3 +161,106 @@ mod tests {
         assert!(negotiate(&h).is_err());
     }
 }
+
+/// The paths of keys that appear twice in one JSON object of `body` (serde_json keeps
+/// the last silently; upstream's strict decoding reports them). Assumes `body` is
+/// valid JSON, so run it after parsing succeeded.
+pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
+    /// One open container: its path, and for an object the keys seen so far and
+    /// whether the next string is a key; for an array the next index.
+    struct Frame {
+        path: String,
+        keys: Option<std::collections::HashSet<String>>,
+        expect_key: bool,
+        index: usize,
+        current: String,
+    }
+    let mut out = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut i = 0;
+    // The path of the value about to start, in the innermost container.
+    let child_path = |stack: &[Frame]| -> String {
+        match stack.last() {
+            Some(f) if f.keys.is_some() => join(&f.path, &f.current),
+            Some(f) => format!("{}[{}]", f.path, f.index),
+            None => String::new(),
+        }
+    };
+    while i < body.len() {
+        match body[i] {
+            b'{' | b'[' => {
+                let path = child_path(&stack);
+                let object = body[i] == b'{';
+                stack.push(Frame {
+                    path,
+                    keys: object.then(Default::default),
+                    expect_key: object,
+                    index: 0,
+                    current: String::new(),
+                });
+            }
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => {
+                if let Some(f) = stack.last_mut() {
+                    if f.keys.is_some() {
+                        f.expect_key = true;
+                    } else {
+                        f.index += 1;
+                    }
+                }
+            }
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < body.len() && body[i] != b'"' {
+                    if body[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                let raw = &body[start..i.min(body.len())];
+                if let Some(f) = stack.last_mut()
+                    && f.expect_key
+                {
+                    let key: String = serde_json::from_slice(&[b"\"", raw, b"\""].concat())
+                        .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned());
+                    f.expect_key = false;
+                    if let Some(keys) = f.keys.as_mut()
+                        && !keys.insert(key.clone())
+                    {
+                        out.push(join(&f.path, &key));
+                    }
+                    f.current = key;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+#[cfg(test)]
+mod duplicate_tests {
+    use super::duplicate_fields;
+
+    #[test]
+    fn finds_repeated_keys_with_their_paths() {
+        let body = br#"{"metadata": {"name": "a", "name": "b"}, "spec": {"containers": [{"name": "x", "image": "i", "image": "j"}], "x\"y": 1, "x\"y": 2}}"#;
+        assert_eq!(
+            duplicate_fields(body),
+            ["metadata.name", "spec.containers[0].image", "spec.x\"y"]
+        );
+        assert!(duplicate_fields(br#"{"a": {"b": 1}, "c": {"b": 2}, "d": ["b", "b"]}"#).is_empty());
+    }
+}

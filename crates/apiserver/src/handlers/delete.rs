@@ -226,6 +226,7 @@ pub async fn delete_collection(
             subresource: None,
             headers: req.headers,
             query: req.query,
+            fields: req.fields,
         };
         match delete_one(&one, &name, options).await {
             Ok(Outcome::Deleted(o) | Outcome::Pending(o)) => deleted.push(o),

@@ -3,6 +3,7 @@
 //! Statuses) and errors, and `dispatch` encodes them in the negotiated format.
 
 mod delete;
+mod fields;
 mod read;
 mod subresources;
 mod watch;
@@ -23,6 +24,7 @@ use crate::path::Target;
 use crate::query::{DeleteOptions, ListOptions};
 use crate::state::AppState;
 
+pub use fields::{FieldChecks, FieldValidation};
 pub use read::selected;
 
 /// One request to a resource path.
@@ -35,6 +37,8 @@ pub struct Request<'a> {
     pub subresource: Option<String>,
     pub headers: &'a HeaderMap,
     pub query: &'a HashMap<String, String>,
+    /// Unknown and duplicate fields found in this request's body.
+    pub fields: &'a FieldChecks,
 }
 
 impl Request<'_> {
@@ -74,6 +78,11 @@ pub async fn dispatch(
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
+    let mode = match FieldValidation::parse(query.get("fieldValidation").map(String::as_str)) {
+        Ok(mode) => mode,
+        Err(e) => return e.into_response(),
+    };
+    let fields = FieldChecks::new(mode);
     let req = Request {
         state,
         resource,
@@ -82,6 +91,7 @@ pub async fn dispatch(
         subresource: target.subresource,
         headers,
         query,
+        fields: &fields,
     };
     let verb = verb_of(method, &req, target.legacy_watch);
     let response = match verb {
@@ -100,6 +110,15 @@ pub async fn dispatch(
             }
         },
     };
+    let mut response = response;
+    for warning in fields.take_warnings() {
+        let text = format!("299 - {}", serde_json::Value::String(warning));
+        if let Ok(value) = axum::http::HeaderValue::from_str(&text) {
+            response
+                .headers_mut()
+                .append(axum::http::header::WARNING, value);
+        }
+    }
     let metric_resource = match &req.subresource {
         Some(sub) => format!("{}/{sub}", resource.plural),
         None => resource.plural.to_string(),
@@ -219,6 +238,10 @@ async fn serve(
 /// A request body that must be a JSON or YAML object.
 fn decode_object(req: &Request<'_>, body: &[u8]) -> Result<Value, ApiError> {
     let value = codec::decode(req.headers, body)?;
+    req.fields.scan_body(
+        &codec::media_type(req.headers.get(axum::http::header::CONTENT_TYPE)),
+        body,
+    );
     if !value.is_object() {
         return Err(ApiError::BadRequest(
             "the request body must be an object".into(),

@@ -62,6 +62,7 @@ pub async fn update_scale(req: &Request<'_>, change: ScaleChange) -> Result<Valu
         subresource: None,
         headers: req.headers,
         query: req.query,
+        fields: req.fields,
     };
     let result = write::guaranteed_update(&parent, |current| {
         let Some(current) = current else {
@@ -142,6 +143,7 @@ pub async fn bind(req: &Request<'_>, body: Value) -> Result<Value, ApiError> {
         subresource: Some("binding".into()),
         headers: req.headers,
         query: req.query,
+        fields: req.fields,
     };
     let result = write::guaranteed_update(&pod, |current| {
         let Some(current) = current else {

@@ -46,7 +46,9 @@ pub async fn create(req: &Request<'_>, body: Value) -> Result<Value, ApiError> {
             }
         }
     }
+    let sent = object.clone();
     let mut object = normalize(resource, object)?;
+    req.fields.check(&sent, &object)?;
     stamp_new(resource, &mut object);
     api::defaults::apply(resource.kind, &mut object);
     validate(resource, &object, None)?;
@@ -242,6 +244,7 @@ pub fn decode_patch(req: &Request<'_>, body: &[u8]) -> Result<(PatchType, Value)
         ));
     }
     let value = codec::decode(req.headers, body)?;
+    req.fields.scan_body(&content_type, body);
     Ok((kind, value))
 }
 
@@ -370,7 +373,9 @@ fn unchanged(current: &Value, next: &Value) -> bool {
 /// The object to store for an update of `current` to `desired`, by subresource.
 fn prepare_update(req: &Request<'_>, current: &Value, desired: Value) -> Result<Value, ApiError> {
     let resource = req.resource;
+    let sent = desired.clone();
     let desired = normalize(resource, desired)?;
+    req.fields.check(&sent, &desired)?;
     let mut next = match req.subresource.as_deref() {
         Some("status") => {
             // Only status changes (and labels and annotations, as upstream).
