@@ -45,7 +45,7 @@ pub struct Resource {
     /// Whether `/status` exists; then writes to the main resource ignore status.
     pub status: bool,
     pub scale: Option<ScaleSubresource>,
-    /// Whether `pods/binding` exists.
+    /// Whether the pod-only subresources `binding` and `log` exist.
     pub binding: bool,
     /// Whether `metadata.generation` tracks changes outside metadata and status.
     pub generation: bool,

@@ -207,6 +207,7 @@ fn subresources(r: &Resource) -> Vec<(&'static str, Gvk, &'static [&'static str]
     let mut subs = Vec::new();
     if r.binding {
         subs.push(("binding", ("", "v1", "Binding"), &["create"][..]));
+        subs.push(("log", own, &["get"][..]));
     }
     if r.kind == "Namespace" {
         subs.push(("finalize", own, &["update"][..]));

@@ -164,6 +164,7 @@ async fn serve(
         Some("status") => resource.status,
         Some("scale") => resource.scale.is_some(),
         Some("binding") => resource.binding,
+        Some("log") => resource.binding,
         Some("finalize") => resource.kind == "Namespace",
         Some(_) => false,
     };
@@ -186,6 +187,7 @@ async fn serve(
     let ok = |v| Ok((StatusCode::OK, v));
     match (verb, sub) {
         ("get", Some("scale")) => ok(subresources::get_scale(req).await?),
+        ("get", Some("log")) => Err(subresources::logs(req).await?),
         ("get", _) => ok(read::get(req).await?),
         ("list", None) => {
             let options = ListOptions::parse(req.query, resource)?;

@@ -208,3 +208,22 @@ fn set_scheduled_condition(pod: &mut Value) {
         list.push(condition);
     }
 }
+
+/// GET pods/NAME/log: the route exists so clients get a clear answer, but logs live on
+/// the node and mast's kubelet does not serve them yet. Returns the error to send.
+pub async fn logs(req: &Request<'_>) -> Result<ApiError, ApiError> {
+    let pod = super::read::get(req).await?;
+    let name = meta::name(&pod);
+    let node = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let why = if node.is_empty() {
+        format!("pod \"{name}\" is not scheduled to a node yet")
+    } else {
+        format!(
+            "logs of pod \"{name}\" live on node \"{node}\", and mast's kubelet does not serve them yet"
+        )
+    };
+    Ok(ApiError::BadRequest(why))
+}
