@@ -5,6 +5,8 @@
 //! - [`registry`]: one table describing every served resource (group, version, kind,
 //!   plural, scope, subresources, short names, selectable fields); it drives routing,
 //!   discovery and storage keys.
+//! - [`apply`]: server-side apply: merging applied configurations, managedFields,
+//!   conflicts between managers.
 //! - [`defaults`]: upstream defaulting per kind.
 //! - [`openapi`]: OpenAPI v3 schemas of the served kinds, from the `k8s-openapi` types.
 //! - [`validation`]: upstream validation per kind, reported as field causes.
@@ -17,10 +19,12 @@
 //! can handle every kind generically; a module that needs the typed form
 //! (`k8s-openapi`) converts inside.
 
+pub mod apply;
 pub mod defaults;
 pub mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod selectors;
+pub mod tables;
 pub mod typed;
 pub mod validation;

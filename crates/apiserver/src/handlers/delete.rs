@@ -227,6 +227,7 @@ pub async fn delete_collection(
             headers: req.headers,
             query: req.query,
             fields: req.fields,
+            applying: false,
         };
         match delete_one(&one, &name, options).await {
             Ok(Outcome::Deleted(o) | Outcome::Pending(o)) => deleted.push(o),

@@ -39,6 +39,8 @@ pub struct Request<'a> {
     pub query: &'a HashMap<String, String>,
     /// Unknown and duplicate fields found in this request's body.
     pub fields: &'a FieldChecks,
+    /// A server-side apply: managedFields come from the apply, not from the store.
+    pub applying: bool,
 }
 
 impl Request<'_> {
@@ -92,6 +94,7 @@ pub async fn dispatch(
         headers,
         query,
         fields: &fields,
+        applying: false,
     };
     let verb = verb_of(method, &req, target.legacy_watch);
     let response = match verb {
@@ -218,6 +221,9 @@ async fn serve(
         }
         ("patch", None | Some("status")) => {
             let (kind, patch) = write::decode_patch(req, body)?;
+            if kind == api::patch::PatchType::Apply {
+                return write::server_side_apply(req, patch).await;
+            }
             ok(write::patch(req, kind, patch).await?)
         }
         ("delete", None) => {

@@ -63,6 +63,7 @@ pub async fn update_scale(req: &Request<'_>, change: ScaleChange) -> Result<Valu
         headers: req.headers,
         query: req.query,
         fields: req.fields,
+        applying: false,
     };
     let result = write::guaranteed_update(&parent, |current| {
         let Some(current) = current else {
@@ -144,6 +145,7 @@ pub async fn bind(req: &Request<'_>, body: Value) -> Result<Value, ApiError> {
         headers: req.headers,
         query: req.query,
         fields: req.fields,
+        applying: false,
     };
     let result = write::guaranteed_update(&pod, |current| {
         let Some(current) = current else {

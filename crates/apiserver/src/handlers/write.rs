@@ -49,7 +49,7 @@ pub async fn create(req: &Request<'_>, body: Value) -> Result<Value, ApiError> {
     let sent = object.clone();
     let mut object = normalize(resource, object)?;
     req.fields.check(&sent, &object)?;
-    stamp_new(resource, &mut object);
+    stamp_new(resource, &mut object, req.applying);
     api::defaults::apply(resource.kind, &mut object);
     validate(resource, &object, None)?;
     if let Some(ns) = req.object_namespace() {
@@ -66,7 +66,7 @@ pub async fn create(req: &Request<'_>, body: Value) -> Result<Value, ApiError> {
 }
 
 /// Sets what the server owns on a new object.
-fn stamp_new(resource: &Resource, object: &mut Value) {
+fn stamp_new(resource: &Resource, object: &mut Value, applying: bool) {
     let m = meta::metadata_mut(object);
     m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     m.insert("creationTimestamp".into(), json!(meta::now()));
@@ -75,9 +75,12 @@ fn stamp_new(resource: &Resource, object: &mut Value) {
         "deletionTimestamp",
         "deletionGracePeriodSeconds",
         "selfLink",
-        "managedFields",
     ] {
         m.remove(owned);
+    }
+    if !applying {
+        // Only server-side apply records field managers.
+        m.remove("managedFields");
     }
     if resource.generation {
         m.insert("generation".into(), json!(1));
@@ -238,11 +241,6 @@ pub fn decode_patch(req: &Request<'_>, body: &[u8]) -> Result<(PatchType, Value)
             "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type})"
         ))
     })?;
-    if kind == PatchType::Apply {
-        return Err(ApiError::UnsupportedMediaType(
-            "server-side apply is not supported yet; use client-side apply".into(),
-        ));
-    }
     let value = codec::decode(req.headers, body)?;
     req.fields.scan_body(&content_type, body);
     Ok((kind, value))
@@ -419,7 +417,7 @@ fn prepare_update(req: &Request<'_>, current: &Value, desired: Value) -> Result<
             next
         }
     };
-    keep_server_metadata(current, &mut next);
+    keep_server_metadata(current, &mut next, req.applying);
     api::defaults::apply(resource.kind, &mut next);
     if resource.generation {
         let generation = current
@@ -441,7 +439,7 @@ fn prepare_update(req: &Request<'_>, current: &Value, desired: Value) -> Result<
 }
 
 /// Fields the client cannot change by update: they stay as stored.
-fn keep_server_metadata(current: &Value, next: &mut Value) {
+fn keep_server_metadata(current: &Value, next: &mut Value, applying: bool) {
     let m = meta::metadata_mut(next);
     for field in [
         "uid",
@@ -459,6 +457,91 @@ fn keep_server_metadata(current: &Value, next: &mut Value) {
             }
         }
     }
-    m.remove("managedFields");
     m.remove("selfLink");
+    if !applying {
+        // Field managers change only through server-side apply.
+        match current.pointer("/metadata/managedFields") {
+            Some(v) => {
+                m.insert("managedFields".into(), v.clone());
+            }
+            None => {
+                m.remove("managedFields");
+            }
+        }
+    }
+}
+
+/// PATCH with `application/apply-patch+yaml`: server-side apply as `fieldManager`,
+/// creating the object if it does not exist.
+pub async fn server_side_apply(
+    req: &Request<'_>,
+    applied: Value,
+) -> Result<(StatusCode, Value), ApiError> {
+    let manager = req
+        .query
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(),
+            )
+        })?;
+    let force = matches!(
+        req.query.get("force").map(String::as_str),
+        Some("true" | "1")
+    );
+    if !applied.is_object() {
+        return Err(ApiError::BadRequest(
+            "the applied configuration must be an object".into(),
+        ));
+    }
+    let applying = Request {
+        state: req.state,
+        resource: req.resource,
+        namespace: req.namespace.clone(),
+        name: req.name.clone(),
+        subresource: req.subresource.clone(),
+        headers: req.headers,
+        query: req.query,
+        fields: req.fields,
+        applying: true,
+    };
+    let applied = check_identity(&applying, applied)?;
+    let kind = req.resource.kind;
+    let now = meta::now();
+    let merged = |live: Option<&Value>| {
+        api::apply::apply(
+            kind,
+            live,
+            &applied,
+            &manager,
+            force,
+            &now,
+            api::apply::list_keys,
+        )
+        .map_err(|e| match e {
+            api::apply::ApplyError::Conflicts(_) => ApiError::Conflict {
+                message: e.to_string(),
+                details: Some(crate::error::Details::new(
+                    req.name.as_deref().unwrap_or(""),
+                    req.resource.group,
+                    req.resource.plural,
+                )),
+            },
+            api::apply::ApplyError::Invalid(m) => ApiError::BadRequest(m),
+        })
+    };
+    let result = guaranteed_update(&applying, |current| match current {
+        Some(current) => Ok(Desire::Update(merged(Some(&current.object))?)),
+        None => Ok(Desire::Create),
+    })
+    .await?;
+    match result {
+        Updated::Done(v) => Ok((StatusCode::OK, v)),
+        Updated::Create => {
+            let object = merged(None)?;
+            Ok((StatusCode::CREATED, create(&applying, object).await?))
+        }
+    }
 }
