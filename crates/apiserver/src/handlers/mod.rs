@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use api::registry::Resource;
+use api::tables::IncludeObject;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -101,7 +102,10 @@ pub async fn dispatch(
         "watch" => watch::serve(&req)
             .await
             .unwrap_or_else(IntoResponse::into_response),
-        _ => match serve(&req, verb, &body).await {
+        _ => match serve(&req, verb, &body)
+            .await
+            .and_then(|(code, value)| Ok((code, as_table(&req, verb, value)?)))
+        {
             Ok((code, value)) => codec::respond(code, format, &value),
             Err(e) => {
                 let code = e.code();
@@ -133,6 +137,60 @@ pub async fn dispatch(
         started.elapsed(),
     );
     response
+}
+
+/// What the client asked for with `Accept: …;as=Table`: the meta.k8s.io version and
+/// how much of each object to embed. None: plain objects.
+pub fn table_request(req: &Request<'_>) -> Result<Option<(&'static str, IncludeObject)>, ApiError> {
+    let Some(version) = req
+        .headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .and_then(api::tables::wants_table)
+    else {
+        return Ok(None);
+    };
+    let raw = req.query.get("includeObject").map(String::as_str);
+    let include = IncludeObject::from_query(raw).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "unrecognized includeObject value: \"{}\"",
+            raw.unwrap_or("")
+        ))
+    })?;
+    Ok(Some((version, include)))
+}
+
+/// Answers get and list with a Table when asked for one.
+fn as_table(req: &Request<'_>, verb: &str, value: Value) -> Result<Value, ApiError> {
+    if !matches!(verb, "get" | "list") || req.subresource.is_some() {
+        return Ok(value);
+    }
+    let Some((version, include)) = table_request(req)? else {
+        return Ok(value);
+    };
+    let now = unix_now();
+    let kind = req.resource.kind;
+    Ok(match verb {
+        "list" => {
+            let items = value["items"].as_array().cloned().unwrap_or_default();
+            let metadata = value.get("metadata").cloned().unwrap_or(Value::Null);
+            api::tables::table_for_version(version, kind, &items, metadata, include, now)
+        }
+        _ => {
+            let metadata = serde_json::json!({
+                "resourceVersion": value.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null),
+            });
+            api::tables::table_for_version(version, kind, &[value], metadata, include, now)
+        }
+    })
+}
+
+/// Seconds since the epoch, for ages in tables.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
+        .unwrap_or(0)
 }
 
 /// The Kubernetes verb of a request.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::registry::Resource;
+use api::tables::IncludeObject;
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
@@ -50,7 +51,9 @@ pub async fn serve(req: &Request<'_>) -> Result<Response, ApiError> {
     } else {
         start
     };
+    let table = super::table_request(req)?;
     let watcher = Watcher {
+        table,
         resource,
         namespace: req.object_namespace().map(str::to_string),
         name: req.name.clone(),
@@ -74,6 +77,8 @@ pub async fn serve(req: &Request<'_>) -> Result<Response, ApiError> {
 }
 
 struct Watcher {
+    /// Events carry one-row Tables instead of objects (`kubectl get -w`).
+    table: Option<(&'static str, IncludeObject)>,
     resource: &'static Resource,
     namespace: Option<String>,
     /// Set when watching one object (`fieldSelector=metadata.name=…` is the usual way,
@@ -131,6 +136,27 @@ impl Watcher {
 
     /// The line to send for a change, if this watcher sees it.
     fn line_for(&self, event: &CacheEvent) -> Option<Bytes> {
+        let line = self.object_line_for(event)?;
+        let Some((version, include)) = self.table else {
+            return Some(line);
+        };
+        // Re-read the event line's object and render it as a one-row Table.
+        let parsed: Value = serde_json::from_slice(&line).ok()?;
+        let object = &parsed["object"];
+        let metadata = json!({"resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)});
+        let table = api::tables::table_for_version(
+            version,
+            self.resource.kind,
+            std::slice::from_ref(object),
+            metadata,
+            include,
+            super::unix_now(),
+        );
+        let kind = parsed["type"].as_str().unwrap_or("MODIFIED");
+        Some(event_line(kind, &Bytes::from(table.to_string())))
+    }
+
+    fn object_line_for(&self, event: &CacheEvent) -> Option<Bytes> {
         let now = self.matches(&event.object.object);
         let before = event.prev.as_ref().is_some_and(|p| self.matches(&p.object));
         match event.kind {
