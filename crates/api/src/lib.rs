@@ -11,7 +11,8 @@
 //! - [`openapi`]: OpenAPI v3 schemas of the served kinds, from the `k8s-openapi` types.
 //! - [`validation`]: upstream validation per kind, reported as field causes.
 //! - [`selectors`]: label and field selectors, parsed and matched.
-//! - [`patch`]: JSON patch, JSON merge patch, and strategic merge patch (map semantics).
+//! - [`patch`]: JSON patch, JSON merge patch, and strategic merge patch with upstream's
+//!   merge keys and directives.
 //! - [`typed`]: the round trip through the `k8s-openapi` types that every stored object
 //!   takes.
 //!

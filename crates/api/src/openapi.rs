@@ -52,6 +52,7 @@ pub fn schemas(group: &str, version: &str) -> Map<String, Value> {
     generator.subschema_for::<k8s_openapi::api::autoscaling::v1::Scale>();
     generator.subschema_for::<core::Binding>();
     let mut schemas = generator.take_definitions(true);
+    add_patch_extensions(&mut schemas);
     for (name, resource) in kinds {
         if let Some(Value::Object(schema)) = schemas.get_mut(&name) {
             schema.insert(
@@ -61,6 +62,34 @@ pub fn schemas(group: &str, version: &str) -> Map<String, Value> {
         }
     }
     schemas
+}
+
+/// `x-kubernetes-patch-strategy` and `x-kubernetes-patch-merge-key` on the list fields
+/// that strategic merge patch merges, from the patch module's table: kubectl reads
+/// them to compute `kubectl apply`'s patches.
+fn add_patch_extensions(schemas: &mut Map<String, Value>) {
+    for (name, schema) in schemas.iter_mut() {
+        let Some(type_name) = name.rsplit('.').next() else {
+            continue;
+        };
+        let Some(def) = crate::patch::merge_keys::type_def(type_name) else {
+            continue;
+        };
+        let Some(Value::Object(properties)) = schema.get_mut("properties") else {
+            continue;
+        };
+        for field in def.fields {
+            let Some(Value::Object(property)) = properties.get_mut(field.name) else {
+                continue;
+            };
+            if let Some(strategy) = field.patch_strategy() {
+                property.insert("x-kubernetes-patch-strategy".into(), json!(strategy));
+            }
+            if let Some(key) = field.merge_key() {
+                property.insert("x-kubernetes-patch-merge-key".into(), json!(key));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -81,7 +110,9 @@ mod tests {
             let name = part.split('"').next().unwrap_or("");
             assert!(schemas.contains_key(name), "dangling ref {name}");
         }
-        assert!(schemas.contains_key("io.k8s.api.core.v1.PodSpec"));
+        let containers = &schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+        assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
         let core = super::schemas("", "v1");
         assert!(core.contains_key("io.k8s.api.core.v1.Pod"));
     }

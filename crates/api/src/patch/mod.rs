@@ -1,9 +1,22 @@
 //! Patches: JSON patch (RFC 6902), JSON merge patch (RFC 7386) and strategic merge
-//! patch. Strategic merge is served with merge-patch semantics for now (maps merge,
-//! lists are replaced); its directives (`$patch`, `$retainKeys`, `$setElementOrder/…`,
-//! `$deleteFromPrimitiveList/…`) are dropped rather than stored.
+//! patch.
+//!
+//! Layout:
+//! - this module: the patch types by Content-Type, and [`apply_for_kind`], which the API
+//!   server calls with the object's kind.
+//! - [`strategic`]: strategic merge patch with its directives (`$patch`, `$retainKeys`,
+//!   `$setElementOrder/…`, `$deleteFromPrimitiveList/…`), as upstream applies it.
+//! - [`merge_keys`]: which list fields of the built-in types merge, and by which key.
+//!
+//! Apply patches (server-side apply) are served with merge-patch semantics here, their
+//! directives dropped rather than stored.
+
+pub mod merge_keys;
+pub mod strategic;
 
 use serde_json::Value;
+
+use self::merge_keys::Schema;
 
 /// The patch flavours the API accepts, by Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,9 +52,32 @@ pub enum PatchError {
     Failed(String),
 }
 
-/// Applies `patch` (already parsed JSON) to `target`.
+/// Applies `patch` (already parsed JSON) to `target`, not knowing the object's kind: a
+/// strategic merge patch then replaces every list (maps still merge and directives are
+/// still carried out). The API server uses [`apply_for_kind`].
 pub fn apply(target: &Value, kind: PatchType, patch: &Value) -> Result<Value, PatchError> {
-    match kind {
+    apply_with_schema(target, kind, patch, Schema::UNKNOWN)
+}
+
+/// Applies `patch` (already parsed JSON) to `target`, an object of `kind` (`Pod`,
+/// `Deployment`, `Scale`, …), whose list strategies a strategic merge patch follows. A
+/// kind without strategies of its own gets those of `metadata`.
+pub fn apply_for_kind(
+    kind: &str,
+    target: &Value,
+    patch_type: PatchType,
+    patch: &Value,
+) -> Result<Value, PatchError> {
+    apply_with_schema(target, patch_type, patch, Schema::for_kind(kind))
+}
+
+fn apply_with_schema(
+    target: &Value,
+    patch_type: PatchType,
+    patch: &Value,
+    schema: Schema,
+) -> Result<Value, PatchError> {
+    match patch_type {
         PatchType::Json => {
             let ops: json_patch::Patch = serde_json::from_value(patch.clone())
                 .map_err(|e| PatchError::Malformed(e.to_string()))?;
@@ -49,7 +85,8 @@ pub fn apply(target: &Value, kind: PatchType, patch: &Value) -> Result<Value, Pa
             json_patch::patch(&mut doc, &ops).map_err(|e| PatchError::Failed(e.to_string()))?;
             Ok(doc)
         }
-        PatchType::Merge | PatchType::StrategicMerge | PatchType::Apply => {
+        PatchType::StrategicMerge => strategic::apply(target, patch, schema),
+        PatchType::Merge | PatchType::Apply => {
             if !patch.is_object() {
                 return Err(PatchError::Malformed(
                     "a merge patch must be a JSON object".into(),
@@ -57,7 +94,7 @@ pub fn apply(target: &Value, kind: PatchType, patch: &Value) -> Result<Value, Pa
             }
             let mut doc = target.clone();
             let mut patch = patch.clone();
-            if kind != PatchType::Merge {
+            if patch_type == PatchType::Apply {
                 strip_directives(&mut patch);
             }
             json_patch::merge(&mut doc, &patch);
@@ -66,7 +103,8 @@ pub fn apply(target: &Value, kind: PatchType, patch: &Value) -> Result<Value, Pa
     }
 }
 
-/// Removes strategic-merge directives, which merge semantics would otherwise store.
+/// Removes strategic-merge directives from an apply patch, which merge semantics would
+/// otherwise store.
 fn strip_directives(value: &mut Value) {
     match value {
         Value::Object(map) => {
@@ -121,6 +159,48 @@ mod tests {
         let patch = json!({"spec": {"replicas": 3, "$retainKeys": ["replicas"]}});
         let out = apply(&target, PatchType::StrategicMerge, &patch).expect("merge");
         assert_eq!(out, json!({"spec": {"replicas": 3}}));
+    }
+
+    #[test]
+    fn strategic_merge_follows_the_kind() {
+        let target = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "web", "image": "nginx:1"},
+            {"name": "sidecar", "image": "busybox:1"}
+        ]}}}});
+        let patch = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "web", "image": "nginx:2"}
+        ]}}}});
+        let merged = apply_for_kind("Deployment", &target, PatchType::StrategicMerge, &patch)
+            .expect("patch");
+        assert_eq!(
+            merged,
+            json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "web", "image": "nginx:2"},
+                {"name": "sidecar", "image": "busybox:1"}
+            ]}}}})
+        );
+        let replaced = apply(&target, PatchType::StrategicMerge, &patch).expect("patch");
+        assert_eq!(replaced, patch);
+        // Other patch types ignore the kind.
+        let merge = apply_for_kind("Deployment", &target, PatchType::Merge, &patch).expect("patch");
+        assert_eq!(merge, patch);
+
+        let scale = json!({"metadata": {"name": "web"}, "spec": {"replicas": 1}});
+        let scaled = apply_for_kind(
+            "Scale",
+            &scale,
+            PatchType::StrategicMerge,
+            &json!({"spec": {"replicas": 3}}),
+        )
+        .expect("patch");
+        assert_eq!(
+            scaled,
+            json!({"metadata": {"name": "web"}, "spec": {"replicas": 3}})
+        );
+        assert!(matches!(
+            apply_for_kind("Pod", &scale, PatchType::StrategicMerge, &json!("x")),
+            Err(PatchError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub async fn update_scale(req: &Request<'_>, change: ScaleChange) -> Result<Valu
         let scale = scale_of(req, &current.object);
         let desired_scale = match &change {
             ScaleChange::Replace(body) => body.clone(),
-            ScaleChange::Patch(kind, patch) => write::apply_patch(&scale, *kind, patch)?,
+            ScaleChange::Patch(kind, patch) => write::apply_patch("Scale", &scale, *kind, patch)?,
         };
         // Range problems (a negative count) are the parent's validation's to report.
         let replicas = match desired_scale.pointer("/spec/replicas") {

@@ -246,9 +246,15 @@ pub fn decode_patch(req: &Request<'_>, body: &[u8]) -> Result<(PatchType, Value)
     Ok((kind, value))
 }
 
-/// Applies a patch to the current object.
-pub fn apply_patch(current: &Value, kind: PatchType, patch: &Value) -> Result<Value, ApiError> {
-    patch::apply(current, kind, patch).map_err(|e| match e {
+/// Applies a patch to the current object of `object_kind` (whose type decides how a
+/// strategic merge patch merges lists).
+pub fn apply_patch(
+    object_kind: &str,
+    current: &Value,
+    kind: PatchType,
+    patch: &Value,
+) -> Result<Value, ApiError> {
+    patch::apply_for_kind(object_kind, current, kind, patch).map_err(|e| match e {
         patch::PatchError::Malformed(m) => ApiError::BadRequest(m),
         patch::PatchError::Failed(m) => ApiError::Invalid {
             message: m,
@@ -262,7 +268,7 @@ pub fn apply_patch(current: &Value, kind: PatchType, patch: &Value) -> Result<Va
 pub async fn patch(req: &Request<'_>, kind: PatchType, patch: Value) -> Result<Value, ApiError> {
     let result = guaranteed_update(req, |current| {
         let current = current.ok_or_else(|| not_found(req))?;
-        let patched = apply_patch(&current.object, kind, &patch)?;
+        let patched = apply_patch(req.resource.kind, &current.object, kind, &patch)?;
         if !patched.is_object() {
             return Err(ApiError::BadRequest(
                 "the patched object is not an object".into(),
