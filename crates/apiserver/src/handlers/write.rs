@@ -46,6 +46,7 @@ pub async fn create(req: &Request<'_>, body: Value) -> Result<Value, ApiError> {
             }
         }
     }
+    fold_write_only(resource, &mut object);
     let sent = object.clone();
     let mut object = normalize(resource, object)?;
     req.fields.check(&sent, &object)?;
@@ -159,12 +160,17 @@ fn check_identity(req: &Request<'_>, mut object: Value) -> Result<Value, ApiErro
     Ok(object)
 }
 
-/// The typed round trip; a body that does not decode is the client's error. A
-/// Secret's stringData is folded into data first, as upstream's decoding does.
-fn normalize(resource: &Resource, mut object: Value) -> Result<Value, ApiError> {
+/// Folds write-only fields into their stored form, as upstream's decoding does: a
+/// Secret's stringData into data. Done before field validation sees the body, so that
+/// stringData is not an unknown field.
+fn fold_write_only(resource: &Resource, object: &mut Value) {
     if resource.kind == "Secret" {
-        api::defaults::merge_secret_string_data(&mut object);
+        api::defaults::merge_secret_string_data(object);
     }
+}
+
+/// The typed round trip; a body that does not decode is the client's error.
+fn normalize(resource: &Resource, object: Value) -> Result<Value, ApiError> {
     api::typed::normalize(resource.kind, object).map_err(|e| {
         ApiError::BadRequest(format!(
             "the body of the request could not be decoded as {}: {e}",
@@ -377,6 +383,8 @@ fn unchanged(current: &Value, next: &Value) -> bool {
 /// The object to store for an update of `current` to `desired`, by subresource.
 fn prepare_update(req: &Request<'_>, current: &Value, desired: Value) -> Result<Value, ApiError> {
     let resource = req.resource;
+    let mut desired = desired;
+    fold_write_only(resource, &mut desired);
     let sent = desired.clone();
     let desired = normalize(resource, desired)?;
     req.fields.check(&sent, &desired)?;
