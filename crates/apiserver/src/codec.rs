@@ -34,8 +34,10 @@ pub fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
         | "application/merge-patch+json"
         | "application/strategic-merge-patch+json" => decode_json(body),
         "application/yaml" | "application/apply-patch+yaml" | "text/yaml" => decode_yaml(body),
+        api::protobuf::MEDIA_TYPE => api::protobuf::decode(body)
+            .map_err(|e| ApiError::BadRequest(format!("error decoding the protobuf body: {e}"))),
         other => Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other})"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other})"
         ))),
     }
 }
@@ -141,7 +143,10 @@ mod tests {
         let e = decode(&HeaderMap::new(), &big).expect_err("too large");
         assert_eq!(e.code(), StatusCode::PAYLOAD_TOO_LARGE);
         let h = headers(header::CONTENT_TYPE, "application/vnd.kubernetes.protobuf");
-        let e = decode(&h, b"x").expect_err("protobuf");
+        let e = decode(&h, b"x").expect_err("not protobuf");
+        assert_eq!(e.code(), StatusCode::BAD_REQUEST);
+        let h = headers(header::CONTENT_TYPE, "application/cbor");
+        let e = decode(&h, b"x").expect_err("cbor");
         assert_eq!(e.code(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
 
