@@ -14,7 +14,10 @@
 //! - [`patch`]: JSON patch, JSON merge patch, and strategic merge patch with upstream's
 //!   merge keys and directives.
 //! - [`typed`]: the round trip through the `k8s-openapi` types that every stored object
-//!   takes.
+//!   takes, and the unknown fields it drops (for field validation).
+//! - [`tables`]: server-side Table output with kubectl's columns per kind.
+//! - [`protobuf`]: decoding of Kubernetes protobuf request bodies (kubectl sends them
+//!   for `kubectl create namespace|configmap|secret|deployment|service`).
 //!
 //! Objects travel as `serde_json::Value` between these modules so that the API server
 //! can handle every kind generically; a module that needs the typed form
