@@ -13,6 +13,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
+use crate::patch::merge_keys::{ListStrategy, Schema};
+
 /// One segment of a field path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Segment {
@@ -135,29 +137,18 @@ pub fn apply(
     Ok(object)
 }
 
-/// The list keys of the built-in types, by field name and, where a name is used for
-/// lists of different shapes, its parent (container ports vs service ports). Lists not
-/// named here are atomic. Protocols, part of upstream's keys for ports, are left out:
-/// an applied configuration usually omits them while the live object has them
-/// defaulted, and the port number alone identifies the item in practice.
-pub fn list_keys(_kind: &str, path: &[String]) -> Option<Vec<String>> {
-    let name = path.last()?.as_str();
-    let parent = path.len().checked_sub(2).map(|i| path[i].as_str());
-    let key = match (name, parent) {
-        ("containers" | "initContainers" | "ephemeralContainers", _) => "name",
-        ("ports", Some("spec")) => "port",
-        ("ports", Some("containers" | "initContainers" | "ephemeralContainers")) => "containerPort",
-        ("env" | "volumes" | "imagePullSecrets" | "resourceClaims", _) => "name",
-        ("readinessGates", _) => "conditionType",
-        ("volumeMounts", _) => "mountPath",
-        ("volumeDevices", _) => "devicePath",
-        ("conditions" | "addresses", _) => "type",
-        ("ownerReferences", _) => "uid",
-        ("hostAliases", _) => "ip",
-        ("containerStatuses" | "initContainerStatuses", _) => "name",
-        _ => return None,
-    };
-    Some(vec![key.to_string()])
+/// The list keys of the built-in types: the merge keys strategic merge patch uses
+/// (`patch::merge_keys`), found by following the field path from the kind's root.
+/// Lists without one are atomic.
+pub fn list_keys(kind: &str, path: &[String]) -> Option<Vec<String>> {
+    let (last, parents) = path.split_last()?;
+    let schema = parents.iter().fold(Schema::for_kind(kind), |schema, name| {
+        schema.field(name).child
+    });
+    match schema.field(last).list {
+        ListStrategy::MergeByKey(key) => Some(vec![key.to_string()]),
+        _ => None,
+    }
 }
 
 /// One managedFields entry, parsed.
@@ -588,6 +579,23 @@ mod tests {
             .and_then(|m| m.iter().find(|e| e["manager"] == "alice"))
             .expect("alice keeps the rest");
         assert!(alice["fieldsV1"]["f:spec"].get("f:replicas").is_none());
+    }
+
+    #[test]
+    fn list_keys_follow_the_strategic_merge_table() {
+        let path = |p: &str| p.split('.').map(str::to_string).collect::<Vec<_>>();
+        let key = |kind: &str, p: &str| list_keys(kind, &path(p));
+        assert_eq!(
+            key("Deployment", "spec.template.spec.containers"),
+            Some(vec!["name".to_string()])
+        );
+        assert_eq!(
+            key("Deployment", "spec.template.spec.containers.ports"),
+            Some(vec!["containerPort".to_string()])
+        );
+        assert_eq!(key("Service", "spec.ports"), Some(vec!["port".to_string()]));
+        assert_eq!(key("Pod", "spec.tolerations"), None);
+        assert_eq!(key("ConfigMap", "data"), None);
     }
 
     #[test]
