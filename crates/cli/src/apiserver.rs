@@ -11,11 +11,26 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         result = running.wait() => return Ok(result?),
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
+        _ = parent_gone(), if args.exit_with_parent => {
+            tracing::info!("parent process gone");
+        }
     }
     tracing::info!("shutting down");
     // Open watches would hold a graceful stop forever; give them a moment, then go.
     match tokio::time::timeout(std::time::Duration::from_secs(5), running.stop()).await {
         Ok(result) => Ok(result?),
         Err(_) => Ok(()),
+    }
+}
+
+/// Resolves when this process is reparented (its parent died). Polling is the safe
+/// way to learn it without a signal handler set up through libc.
+async fn parent_gone() {
+    let parent = std::os::unix::process::parent_id();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
     }
 }

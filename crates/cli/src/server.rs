@@ -28,6 +28,10 @@ pub struct ServerArgs {
     /// Events kept per resource for watches that resume from a resourceVersion.
     #[arg(long, default_value_t = 1000)]
     pub watch_cache_size: usize,
+    /// Stop when the parent process goes away (tests use it so that a killed test
+    /// runner leaves no server behind).
+    #[arg(long, hide = true)]
+    pub exit_with_parent: bool,
 }
 
 impl ServerArgs {

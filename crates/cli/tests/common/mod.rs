@@ -109,6 +109,8 @@ impl Server {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--bind-address", "127.0.0.1", "--secure-port", "0"])
+            // A test process killed outright (a nextest timeout) leaves no server.
+            .arg("--exit-with-parent")
             .arg("--write-kubeconfig")
             .arg(&kubeconfig);
         if let Backend::Etcd(endpoints) = &backend {
