@@ -1,0 +1,21 @@
+//! mast's scheduler: decides on which node every pod runs.
+//!
+//! Layout:
+//! - [`framework`]: the pure core: [`framework::Status`], [`framework::NodeInfo`] (a node
+//!   with the summed requests and host ports of its pods), the extension-point traits
+//!   [`framework::FilterPlugin`] and [`framework::ScorePlugin`], and
+//!   [`framework::Framework`], which runs one scheduling cycle over a snapshot of nodes
+//!   and returns a [`framework::Decision`] that records every node's filter verdict and
+//!   every plugin's score, so that a decision can be explained afterwards.
+//! - [`plugins`]: one module per plugin, each with its `NAME` and table-driven tests.
+//! - [`registry`]: plugin names to constructors, and the profile configuration that
+//!   enables, disables and weights plugins (upstream's defaults when none is given).
+//!
+//! Everything here is free of I/O; the watch, queue, cache and bind loop sit on top.
+
+pub mod framework;
+pub mod plugins;
+pub mod registry;
+
+#[cfg(test)]
+pub(crate) mod testing;
