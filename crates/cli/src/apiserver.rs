@@ -5,7 +5,15 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::server::ServerArgs;
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let mut running = apiserver::start(&args.config()).await?;
+    let running = apiserver::start(&args.config()).await?;
+    serve_until_stopped(running, &args).await
+}
+
+/// Waits for a signal (or the parent's end), then stops the API server.
+pub async fn serve_until_stopped(
+    mut running: apiserver::Running,
+    args: &ServerArgs,
+) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     tokio::select! {
         result = running.wait() => return Ok(result?),

@@ -2,6 +2,7 @@
 //! its own module; this file only parses the command line and dispatches.
 
 mod apiserver;
+mod scheduler;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -16,10 +17,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a master: the API server (scheduler and controllers join in later releases).
+    /// Run a master: the API server and the scheduler (the controllers join later).
     Server(server::ServerArgs),
     /// Run the API server alone.
     Apiserver(server::ServerArgs),
+    /// Run the scheduler alone, against an API server.
+    Scheduler(scheduler::SchedulerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +42,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Server(args) => server::run(args).await,
             Command::Apiserver(args) => apiserver::run(args).await,
+            Command::Scheduler(args) => scheduler::run(args).await,
         }
     });
     match result {

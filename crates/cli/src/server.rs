@@ -1,5 +1,6 @@
-//! `mast server`: a master. Today that is the API server; the scheduler and the
-//! controller-manager join it in later issues.
+//! `mast server`: a master: the API server and, in the same process, the scheduler
+//! (talking to the API server over loopback, as any client). The controller-manager
+//! joins in a later issue.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -32,6 +33,9 @@ pub struct ServerArgs {
     /// runner leaves no server behind).
     #[arg(long, hide = true)]
     pub exit_with_parent: bool,
+    /// Run without the scheduler (`mast server` only).
+    #[arg(long)]
+    pub disable_scheduler: bool,
 }
 
 impl ServerArgs {
@@ -62,5 +66,29 @@ fn default_data_dir() -> PathBuf {
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    crate::apiserver::run(args).await
+    let running = apiserver::start(&args.config()).await?;
+    if !args.disable_scheduler {
+        let framework = crate::scheduler::framework(None)?;
+        let mut address = running.address;
+        if address.ip().is_unspecified() {
+            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let text = apiserver::kubeconfig::render(&format!("http://{address}"));
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&text)?;
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await?;
+        let client = kube::Client::try_from(config)?;
+        // Leader election comes with the HA work; alone, this instance leads.
+        let (leading, leading_rx) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            let _leading = leading;
+            if let Err(e) = scheduler::run::run(client, framework, leading_rx).await {
+                tracing::error!(error = %e, "scheduler stopped");
+            }
+        });
+    }
+    crate::apiserver::serve_until_stopped(running, &args).await
 }

@@ -11,11 +11,16 @@
 //! - [`registry`]: plugin names to constructors, and the profile configuration that
 //!   enables, disables and weights plugins (upstream's defaults when none is given).
 //!
-//! Everything here is free of I/O; the watch, queue, cache and bind loop sit on top.
+//! - [`run`]: the loop: kube-rs watches of nodes and pods feed the cache and the queue;
+//!   each cycle schedules one pod, assumes it on its node and binds it in the
+//!   background; events and the PodScheduled condition report the outcome.
+//!
+//! Everything but `run` is free of I/O.
 
 pub mod framework;
 pub mod plugins;
 pub mod registry;
+pub mod run;
 
 #[cfg(test)]
 pub(crate) mod testing;

@@ -92,7 +92,17 @@ impl Server {
     }
 
     /// Starts `mast <subcommand>` (`server`, or `apiserver`, which takes the same flags).
+    /// The API suites run it without the scheduler, so pods stay where they put them.
     pub fn start_subcommand(subcommand: &str, backend: Backend, extra_args: &[&str]) -> Self {
+        Self::launch(subcommand, backend, extra_args, false)
+    }
+
+    /// Starts `mast server` with its scheduler.
+    pub fn start_with_scheduler(backend: Backend) -> Self {
+        Self::launch("server", backend, &[], true)
+    }
+
+    fn launch(subcommand: &str, backend: Backend, extra_args: &[&str], scheduler: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("mast-server-")
             .tempdir()
@@ -113,6 +123,9 @@ impl Server {
             .arg("--exit-with-parent")
             .arg("--write-kubeconfig")
             .arg(&kubeconfig);
+        if !scheduler {
+            command.arg("--disable-scheduler");
+        }
         if let Backend::Etcd(endpoints) = &backend {
             command.arg("--datastore-endpoint").arg(endpoints.join(","));
         }

@@ -4,7 +4,9 @@
 //! whose traits it also implements, which it reports through [`Plugin::as_filter`] and
 //! [`Plugin::as_score`] (upstream does the same with interface assertions).
 
+pub mod cache;
 mod node_info;
+pub mod queue;
 pub mod resource;
 mod runtime;
 mod status;
@@ -12,7 +14,11 @@ mod status;
 use std::fmt::Debug;
 use std::sync::Arc;
 
+pub use cache::{ASSUMED_POD_TTL, Cache, CacheError};
 pub use node_info::{DEFAULT_BIND_ALL_HOST_IP, HostPort, HostPortInfo, NodeInfo, PodInfo};
+pub use queue::{
+    MAX_UNSCHEDULABLE_DURATION, QueueCounts, QueuedPod, SchedulingQueue, backoff_duration, pod_key,
+};
 pub use resource::Resource;
 pub use runtime::{
     Decision, Framework, NodeScores, NodeVerdict, PluginScore, ScheduleError, SchedulerState,
