@@ -2,6 +2,7 @@
 //! its own module; this file only parses the command line and dispatches.
 
 mod apiserver;
+mod explain;
 mod scheduler;
 mod server;
 
@@ -23,6 +24,9 @@ enum Command {
     Apiserver(server::ServerArgs),
     /// Run the scheduler alone, against an API server.
     Scheduler(scheduler::SchedulerArgs),
+    /// Show why a pod is (or would be) placed where it is: each node's filter verdict,
+    /// each plugin's score, and the winner.
+    ExplainScheduling(explain::ExplainArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +47,7 @@ fn main() -> std::process::ExitCode {
             Command::Server(args) => server::run(args).await,
             Command::Apiserver(args) => apiserver::run(args).await,
             Command::Scheduler(args) => scheduler::run(args).await,
+            Command::ExplainScheduling(args) => explain::run(args).await,
         }
     });
     match result {

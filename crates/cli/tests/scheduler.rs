@@ -212,6 +212,29 @@ async fn replicas_spread_evenly_and_a_pod_that_fits_nowhere_waits_for_a_node() {
         ("False", Some("Unschedulable"))
     );
 
+    // explain-scheduling tells the same story, node by node.
+    let explained = std::process::Command::new(env!("CARGO_BIN_EXE_mast"))
+        .args(["explain-scheduling", "huge", "-n", &ns, "--kubeconfig"])
+        .arg(server.kubeconfig_path())
+        .output()
+        .expect("run mast explain-scheduling");
+    let text = String::from_utf8_lossy(&explained.stdout);
+    assert!(
+        explained.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&explained.stderr)
+    );
+    assert!(text.contains("not bound"), "{text}");
+    assert_eq!(
+        text.matches("NodeResourcesFit: Insufficient cpu").count(),
+        3,
+        "each node's verdict: {text}"
+    );
+    assert!(
+        text.contains("No node fits: 0/3 nodes are available: 3 Insufficient cpu."),
+        "{text}"
+    );
+
     // A node it fits on appears: it is placed there.
     let big = format!("{prefix}-big");
     create_node(&client, &big, 32, json!({}), json!([])).await;

@@ -20,7 +20,7 @@ use kube::runtime::watcher;
 use tokio::sync::{Mutex, Notify, watch};
 
 use crate::framework::cache::Cache;
-use crate::framework::queue::{SchedulingQueue, pod_key};
+use crate::framework::queue::{MAX_UNSCHEDULABLE_DURATION, SchedulingQueue, pod_key};
 use crate::framework::{Decision, Framework, PodInfo, SchedulerState};
 
 /// The loop's shared state.
@@ -51,6 +51,7 @@ pub async fn run(
     let scheduler_name = framework.scheduler_name().to_string();
     tokio::spawn(watch_nodes(client.clone(), shared.clone()));
     tokio::spawn(watch_pods(client.clone(), shared.clone(), scheduler_name));
+    tokio::spawn(housekeeping(shared.clone()));
     let framework = Arc::new(framework);
     let mut state = SchedulerState::new(seed());
     loop {
@@ -288,6 +289,33 @@ fn pod_name(pod: &Pod) -> String {
         pod.metadata.namespace.as_deref().unwrap_or(""),
         pod.metadata.name.as_deref().unwrap_or("")
     )
+}
+
+/// Upstream's periodic chores: assumed pods whose binding the watch never confirmed
+/// expire (every second), and pods parked as unschedulable for too long get another
+/// try (every 30 s).
+async fn housekeeping(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks: u64 = 0;
+    loop {
+        tick.tick().await;
+        ticks += 1;
+        let now = Instant::now();
+        let expired = shared.cache.lock().await.cleanup_expired(now);
+        for key in &expired {
+            tracing::warn!(pod = %key, "assumed pod expired before its binding was seen");
+        }
+        if ticks.is_multiple_of(30) {
+            let moved = shared
+                .queue
+                .lock()
+                .await
+                .flush_unschedulable_older_than(now, MAX_UNSCHEDULABLE_DURATION);
+            if moved > 0 {
+                shared.wake.notify_one();
+            }
+        }
+    }
 }
 
 /// Nodes into the cache; every node change may make a waiting pod fit.
