@@ -6,6 +6,7 @@
 
 pub mod cache;
 mod node_info;
+pub mod parallel;
 pub mod queue;
 pub mod resource;
 mod runtime;

@@ -310,25 +310,31 @@ impl Framework {
         let start = state.next_start_node_index % n;
         let mut verdicts = Vec::new();
         let mut feasible = Vec::new();
-        for i in 0..n {
-            if feasible.len() >= wanted {
-                break;
-            }
-            let node = &nodes[(start + i) % n];
-            let status = self.run_filters(pod, node);
-            if status.code == Code::Error {
-                return Err(ScheduleError::Filter {
-                    plugin: status.plugin.clone(),
-                    message: status.message(),
+        // Nodes are filtered a window at a time, in parallel within a window, and the
+        // results are taken in order until enough feasible nodes are found: the same
+        // verdicts as one node at a time, at most one window of extra work.
+        let window = super::parallel::PARALLEL_THRESHOLD * 2;
+        let order: Vec<&Arc<NodeInfo>> = (0..n).map(|i| &nodes[(start + i) % n]).collect();
+        'windows: for part in order.chunks(window) {
+            let statuses = super::parallel::map(part, |node| self.run_filters(pod, node));
+            for (node, status) in part.iter().zip(statuses) {
+                if feasible.len() >= wanted {
+                    break 'windows;
+                }
+                if status.code == Code::Error {
+                    return Err(ScheduleError::Filter {
+                        plugin: status.plugin.clone(),
+                        message: status.message(),
+                    });
+                }
+                if status.is_success() {
+                    feasible.push((*node).clone());
+                }
+                verdicts.push(NodeVerdict {
+                    node: node.name().to_string(),
+                    status,
                 });
             }
-            if status.is_success() {
-                feasible.push(node.clone());
-            }
-            verdicts.push(NodeVerdict {
-                node: node.name().to_string(),
-                status,
-            });
         }
         state.next_start_node_index = (start + verdicts.len()) % n;
         Ok((verdicts, feasible))
@@ -354,7 +360,7 @@ impl Framework {
             let Some(scorer) = plugin.as_score() else {
                 continue;
             };
-            let raw: Vec<i64> = feasible.iter().map(|n| scorer.score(pod, n, all)).collect();
+            let raw: Vec<i64> = super::parallel::map(feasible, |n| scorer.score(pod, n, all));
             let mut normalized: Vec<(String, i64)> = feasible
                 .iter()
                 .zip(&raw)
