@@ -313,7 +313,7 @@ impl Framework {
         // Nodes are filtered a window at a time, in parallel within a window, and the
         // results are taken in order until enough feasible nodes are found: the same
         // verdicts as one node at a time, at most one window of extra work.
-        let window = super::parallel::PARALLEL_THRESHOLD * 2;
+        let window = super::parallel::PARALLEL_THRESHOLD;
         let order: Vec<&Arc<NodeInfo>> = (0..n).map(|i| &nodes[(start + i) % n]).collect();
         'windows: for part in order.chunks(window) {
             let statuses = super::parallel::map(part, |node| self.run_filters(pod, node));
