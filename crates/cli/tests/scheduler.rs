@@ -198,15 +198,23 @@ async fn replicas_spread_evenly_and_a_pod_that_fits_nowhere_waits_for_a_node() {
         message.starts_with("0/3 nodes are available: 3 Insufficient cpu."),
         "{message}"
     );
-    let huge = Api::<Pod>::namespaced(client.clone(), &ns)
-        .get("huge")
-        .await
-        .expect("get the pod");
-    let condition = huge
-        .status
-        .and_then(|s| s.conditions)
-        .and_then(|c| c.into_iter().find(|c| c.type_ == "PodScheduled"))
-        .expect("a PodScheduled condition");
+    // The condition is written beside the event, not necessarily before it.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let condition = loop {
+        let huge = pods.get("huge").await.expect("get the pod");
+        let found = huge
+            .status
+            .and_then(|s| s.conditions)
+            .and_then(|c| c.into_iter().find(|c| c.type_ == "PodScheduled"));
+        if let Some(condition) = found {
+            break condition;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no PodScheduled condition"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(
         (condition.status.as_str(), condition.reason.as_deref()),
         ("False", Some("Unschedulable"))
@@ -243,6 +251,58 @@ async fn replicas_spread_evenly_and_a_pod_that_fits_nowhere_waits_for_a_node() {
             .is_some_and(|pods| pods.contains(&"huge".to_string()))
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_of_one_replicaset_spread_over_equal_nodes() {
+    let server = Server::start_with_scheduler(Backend::Sqlite);
+    let client = server.client().await;
+    let ns = unique_name("sched");
+    create_namespace(&client, &ns).await;
+    let prefix = unique_name("n");
+    for i in 0..3 {
+        create_node(&client, &format!("{prefix}-{i}"), 4, json!({}), json!([])).await;
+    }
+    wait_until_scheduler_sees(&client, &ns, &format!("{prefix}-2")).await;
+    // The ReplicaSet's pods, as its controller would make them (no controller runs
+    // here): owned by it, and asking for nothing, so only spreading separates nodes.
+    let rs: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {
+            "replicas": 6,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            },
+        },
+    }))
+    .expect("replicaset");
+    let rs = Api::<k8s_openapi::api::apps::v1::ReplicaSet>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &rs)
+        .await
+        .expect("create the replicaset");
+    let owner = json!([{
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web",
+        "uid": rs.metadata.uid, "controller": true, "blockOwnerDeletion": true,
+    }]);
+    for i in 0..6 {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": format!("web-{i}"), "namespace": ns,
+                         "labels": {"app": "web"}, "ownerReferences": owner},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        }))
+        .expect("pod");
+        Api::<Pod>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create a replica");
+    }
+    let spread = wait_for_placement(&client, &ns, "6 replicas bound", |p| bound(p) == 6).await;
+    for i in 0..3 {
+        let on = spread.get(&format!("{prefix}-{i}")).map_or(0, Vec::len);
+        assert_eq!(on, 2, "two replicas per equal node: {spread:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
