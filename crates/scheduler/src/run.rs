@@ -227,9 +227,18 @@ async fn emit_event(client: &Client, pod: &Pod, kind: &str, reason: &str, messag
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
     let now = now_time();
+    // One event per pod and reason, counted, as upstream's event aggregation does: a
+    // pod that keeps failing updates its FailedScheduling event instead of adding one
+    // per attempt.
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let event_name = format!(
+        "{name}.{}.{}",
+        uid.get(..8).unwrap_or(&uid),
+        reason.to_ascii_lowercase()
+    );
     let event = Event {
         metadata: ObjectMeta {
-            generate_name: Some(format!("{name}.")),
+            name: Some(event_name.clone()),
             namespace: Some(namespace.clone()),
             ..ObjectMeta::default()
         },
@@ -266,7 +275,31 @@ async fn emit_event(client: &Client, pod: &Pod, kind: &str, reason: &str, messag
         ..Event::default()
     };
     let events: Api<Event> = Api::namespaced(client.clone(), &namespace);
-    if let Err(e) = events.create(&PostParams::default(), &event).await {
+    let result = match events.create(&PostParams::default(), &event).await {
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            // Seen before: count it again, with the latest message.
+            match events.get(&event_name).await {
+                Ok(existing) => {
+                    let patch = serde_json::json!({
+                        "count": existing.count.unwrap_or(1) + 1,
+                        "message": message,
+                        "lastTimestamp": now,
+                    });
+                    events
+                        .patch(
+                            &event_name,
+                            &PatchParams::default(),
+                            &kube::api::Patch::Merge(patch),
+                        )
+                        .await
+                        .map(|_| ())
+                }
+                Err(e) => Err(e),
+            }
+        }
+        other => other.map(|_| ()),
+    };
+    if let Err(e) = result {
         tracing::debug!(pod = %pod_name(pod), error = %e, "recording an event");
     }
 }
