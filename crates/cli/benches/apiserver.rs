@@ -32,23 +32,22 @@
 //!
 //! Prints one Markdown table per backend (paste them into docs/benchmarks.md).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use common::{Memory, Process, client, cpu_seconds, mib, ms, start_server};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use store::testing::EtcdCluster;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Barrier, Mutex};
 
 /// Where every object lives.
@@ -66,12 +65,6 @@ const MANY_WATCHERS: usize = 100;
 /// Time between two writes of the paced watch measurements, over all clients.
 const PACE: Duration = Duration::from_millis(5);
 
-/// From spawn to a 200 on `/readyz`.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often startup conditions are polled.
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
-/// One raw HTTP exchange (`/readyz`).
-const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 /// A watcher waiting for its next event.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the server is left alone before its after-load memory is read.
@@ -121,11 +114,8 @@ impl Backend {
 /// A running `mast server`, killed (and reaped) on drop.
 #[derive(Debug)]
 struct Server {
-    child: Child,
-    /// `host:port`, for raw HTTP.
-    authority: String,
+    process: Process,
     kubeconfig: PathBuf,
-    log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -137,102 +127,25 @@ impl Server {
             .prefix("mast-bench-")
             .tempdir()
             .context("creating a temp dir for the server")?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        let log = dir.path().join("server.log");
-        let stdout = File::create(&log).context("creating the server log")?;
-        let stderr = stdout
-            .try_clone()
-            .context("cloning the server log handle")?;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mast"));
-        command
-            .arg("server")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--bind-address", "127.0.0.1", "--secure-port", "0"])
-            .arg("--write-kubeconfig")
-            .arg(&kubeconfig);
+        let mut extra = Vec::new();
         if let Backend::Etcd(endpoints) = backend {
-            command.arg("--datastore-endpoint").arg(endpoints.join(","));
+            extra = vec!["--datastore-endpoint".to_string(), endpoints.join(",")];
         }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .context("spawning the mast binary")?;
-        // From here on, an early return drops (and so kills) the process.
-        let mut server = Server {
-            child,
-            authority: String::new(),
-            kubeconfig,
-            log,
+        let started = start_server(dir.path(), &extra).await?;
+        Ok(Server {
+            process: started.process,
+            kubeconfig: started.kubeconfig,
             _dir: dir,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        while !server.kubeconfig.exists() {
-            server.check_alive(deadline, "the kubeconfig to be written")?;
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
-        let url = server_url(&server.kubeconfig)?;
-        server.authority = url
-            .strip_prefix("http://")
-            .with_context(|| format!("the kubeconfig names {url}, not a plain HTTP URL"))?
-            .trim_end_matches('/')
-            .to_string();
-        while http_status(&server.authority, "/readyz").await.ok() != Some(200) {
-            server.check_alive(deadline, "GET /readyz to answer 200")?;
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
-        Ok(server)
-    }
-
-    /// Fails, with the server's log, if it has exited or `deadline` has passed.
-    fn check_alive(&mut self, deadline: Instant, waiting_for: &str) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!(
-                "mast server exited ({status}) while waiting for {waiting_for}; its log:\n{}",
-                self.log_text()
-            );
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "mast server: gave up after {START_TIMEOUT:?} waiting for {waiting_for}; its log:\n{}",
-                self.log_text()
-            );
-        }
-        Ok(())
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Resident and peak resident memory of the process, in bytes.
-    fn memory(&self) -> Result<Memory> {
-        let path = format!("/proc/{}/status", self.child.id());
-        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        let field = |name: &str| -> Result<u64> {
-            let line = status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .with_context(|| format!("no {name} in {path}"))?;
-            let kib: u64 = line
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .with_context(|| format!("{name}{line} in {path}"))?;
-            Ok(kib * 1024)
-        };
-        Ok(Memory {
-            rss: field("VmRSS:")?,
-            peak: field("VmHWM:")?,
         })
+    }
+
+    fn memory(&self) -> Result<Memory> {
+        self.process.memory()
     }
 
     fn cpu(&self) -> Result<CpuSample> {
         Ok(CpuSample {
-            server: cpu_seconds(&self.child.id().to_string())?,
+            server: cpu_seconds(&self.process.pid())?,
             bench: cpu_seconds("self")?,
             at: Instant::now(),
         })
@@ -265,10 +178,7 @@ impl Server {
     /// A client as a user would build one: from the kubeconfig file. Each has its own
     /// connection pool.
     async fn client(&self) -> Result<kube::Client> {
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-        Ok(kube::Client::try_from(config)?)
+        client(&self.kubeconfig).await
     }
 
     /// `n` ConfigMap APIs, each on its own client with its connection already open.
@@ -283,45 +193,6 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `server:` URL of the first cluster in a kubeconfig.
-fn server_url(kubeconfig: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(kubeconfig)
-        .with_context(|| format!("reading {}", kubeconfig.display()))?;
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("server:"))
-        .map(|url| url.trim().to_string())
-        .with_context(|| format!("no server: line in {}:\n{text}", kubeconfig.display()))
-}
-
-/// The status code of one `GET path`, over a fresh connection.
-async fn http_status(authority: &str, path: &str) -> Result<u16> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(authority).await?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        let head = String::from_utf8_lossy(&response);
-        let code = head
-            .split_whitespace()
-            .nth(1)
-            .context("no status line")?
-            .parse()?;
-        anyhow::Ok(code)
-    };
-    tokio::time::timeout(HTTP_TIMEOUT, exchange)
-        .await
-        .context("timed out")?
-}
-
 /// CPU time (user + system) used so far by the server and by this process, to show
 /// who uses the two cores during a measurement.
 #[derive(Debug, Clone, Copy)]
@@ -329,30 +200,6 @@ struct CpuSample {
     server: f64,
     bench: f64,
     at: Instant,
-}
-
-/// Seconds of CPU a process has used (`pid` or `self`), from `/proc/<pid>/stat`
-/// (utime and stime, in ticks of 1/100 s, USER_HZ on Linux).
-fn cpu_seconds(pid: &str) -> Result<f64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    // Fields after the command name, which is in parentheses and may hold spaces:
-    // state is field 3, utime field 14, stime field 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| -> Result<f64> {
-        let field = fields.get(i).with_context(|| format!("short {path}"))?;
-        Ok(field.parse::<u64>()? as f64 / 100.0)
-    };
-    Ok(ticks(11)? + ticks(12)?)
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Memory {
-    rss: u64,
-    peak: u64,
 }
 
 /// Latency percentiles and throughput of one measurement.
@@ -390,14 +237,6 @@ impl std::fmt::Display for Figures {
             self.per_second
         )
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// Rows of figures, one column per entry of [`CLIENTS`], in the order first set.
@@ -797,11 +636,7 @@ async fn measure(backend: &Backend, scale: Scale) -> Result<Report> {
     );
     // Anything the server complained about under load is worth knowing next to the
     // figures.
-    let log = server.log_text();
-    let complaints: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
-        .collect();
+    let complaints = server.process.complaints();
     eprintln!(
         "{name}: the server logged {} warnings and errors",
         complaints.len()

@@ -23,15 +23,19 @@
 //!
 //! Prints a Markdown table (paste it into docs/benchmarks.md).
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use common::{
+    Memory, POLL_INTERVAL, Process, START_TIMEOUT, client, cpu_seconds, mib, ms, start_server,
+};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
     Container, Node, NodeCondition, NodeStatus, Pod, PodSpec, ResourceRequirements,
@@ -39,8 +43,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 
 /// Where the pods live.
@@ -52,12 +54,6 @@ const CREATORS: usize = 8;
 /// Pods a fake node accepts (its `pods` capacity).
 const MAX_PODS: usize = 110;
 
-/// From spawn to ready (the server's `/readyz`, the scheduler's warm-up pod).
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often startup conditions are polled.
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
-/// One raw HTTP exchange (`/readyz`).
-const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for the next binding before the run is declared stuck.
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time the processes are left alone after the run before their memory is read.
@@ -91,119 +87,6 @@ const QUICK: [Scenario; 2] = [
         pods: 1000,
     },
 ];
-
-/// A child process, killed (and reaped) on drop, with its output in a log file.
-#[derive(Debug)]
-struct Process {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(name: &'static str, command: &mut Command, log: PathBuf) -> Result<Self> {
-        let stdout = File::create(&log).with_context(|| format!("creating the {name} log"))?;
-        let stderr = stdout.try_clone().context("cloning a log handle")?;
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .with_context(|| format!("spawning {name}"))?;
-        Ok(Process { name, child, log })
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    /// Fails, with the log, if the process has exited or `deadline` has passed.
-    fn check_alive(&mut self, deadline: Instant, waiting_for: &str) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!(
-                "{} exited ({status}) while waiting for {waiting_for}; its log:\n{}",
-                self.name,
-                self.log_text()
-            );
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{}: gave up after {START_TIMEOUT:?} waiting for {waiting_for}; its log:\n{}",
-                self.name,
-                self.log_text()
-            );
-        }
-        Ok(())
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Warnings and errors the process logged.
-    fn complaints(&self) -> Vec<String> {
-        self.log_text()
-            .lines()
-            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Resident and peak resident memory, in bytes.
-    fn memory(&self) -> Result<Memory> {
-        let path = format!("/proc/{}/status", self.pid());
-        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        let field = |name: &str| -> Result<u64> {
-            let value = status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .with_context(|| format!("no {name} in {path}"))?;
-            let kib: u64 = value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .with_context(|| format!("{name}{value} in {path}"))?;
-            Ok(kib * 1024)
-        };
-        Ok(Memory {
-            rss: field("VmRSS:")?,
-            peak: field("VmHWM:")?,
-        })
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Resident memory of one process, in bytes.
-#[derive(Debug, Clone, Copy)]
-struct Memory {
-    rss: u64,
-    peak: u64,
-}
-
-/// Seconds of CPU a process has used (`pid` or `self`), from `/proc/<pid>/stat`:
-/// utime + stime, in ticks of 1/100 s (USER_HZ on Linux).
-fn cpu_seconds(pid: &str) -> Result<f64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    // The command name is in parentheses and may hold spaces; after it, the state is
-    // the first field, utime the 12th and stime the 13th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| -> Result<f64> {
-        let field = fields.get(i).with_context(|| format!("short {path}"))?;
-        Ok(field.parse::<u64>()? as f64 / 100.0)
-    };
-    Ok(ticks(11)? + ticks(12)?)
-}
 
 /// CPU seconds used so far by the server, the scheduler and this process.
 #[derive(Debug, Clone, Copy)]
@@ -249,41 +132,19 @@ impl Cluster {
             .prefix("mast-bench-scheduler-")
             .tempdir()
             .context("creating a temp dir")?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        let mut server = Process::spawn(
-            "mast server",
-            Command::new(env!("CARGO_BIN_EXE_mast"))
-                .arg("server")
-                .arg("--data-dir")
-                .arg(dir.path().join("data"))
-                .args(["--bind-address", "127.0.0.1", "--secure-port", "0"])
-                .arg("--write-kubeconfig")
-                .arg(&kubeconfig)
-                .arg("--disable-scheduler"),
-            dir.path().join("server.log"),
-        )?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        while !kubeconfig.exists() {
-            server.check_alive(deadline, "the kubeconfig to be written")?;
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
-        let authority = authority(&kubeconfig)?;
-        while http_status(&authority, "/readyz").await.ok() != Some(200) {
-            server.check_alive(deadline, "GET /readyz to answer 200")?;
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
+        let server = start_server(dir.path(), &["--disable-scheduler".to_string()]).await?;
         let scheduler = Process::spawn(
             "mast scheduler",
             Command::new(env!("CARGO_BIN_EXE_mast"))
                 .arg("scheduler")
                 .arg("--kubeconfig")
-                .arg(&kubeconfig),
+                .arg(&server.kubeconfig),
             dir.path().join("scheduler.log"),
         )?;
         Ok(Cluster {
             scheduler,
-            server,
-            kubeconfig,
+            server: server.process,
+            kubeconfig: server.kubeconfig,
             _dir: dir,
         })
     }
@@ -291,10 +152,7 @@ impl Cluster {
     /// A client as a user would build one, from the kubeconfig; each has its own
     /// connections.
     async fn client(&self) -> Result<kube::Client> {
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-        Ok(kube::Client::try_from(config)?)
+        client(&self.kubeconfig).await
     }
 
     /// `n` clients.
@@ -312,44 +170,6 @@ impl Cluster {
         self.server.check_alive(far, waiting_for)?;
         self.scheduler.check_alive(far, waiting_for)
     }
-}
-
-/// The `host:port` of the `server:` URL in a kubeconfig.
-fn authority(kubeconfig: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(kubeconfig)
-        .with_context(|| format!("reading {}", kubeconfig.display()))?;
-    let url = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server:"))
-        .map(str::trim)
-        .with_context(|| format!("no server: line in {}:\n{text}", kubeconfig.display()))?;
-    Ok(url
-        .strip_prefix("http://")
-        .with_context(|| format!("the kubeconfig names {url}, not a plain HTTP URL"))?
-        .trim_end_matches('/')
-        .to_string())
-}
-
-/// The status code of one `GET path` over a fresh connection.
-async fn http_status(authority: &str, path: &str) -> Result<u16> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(authority).await?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        let text = String::from_utf8_lossy(&response);
-        let code = text
-            .split_whitespace()
-            .nth(1)
-            .context("no status line")?
-            .parse()?;
-        anyhow::Ok(code)
-    };
-    tokio::time::timeout(HTTP_TIMEOUT, exchange)
-        .await
-        .context("timed out")?
 }
 
 fn quantities(cpu: &str, memory: &str, pods: Option<&str>) -> BTreeMap<String, Quantity> {
@@ -715,14 +535,6 @@ async fn measure(scenario: Scenario) -> Result<Outcome> {
     // Dropping the cluster kills the scheduler, then the server, and removes the dir.
     drop(cluster);
     Ok(outcome)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 fn print_table(outcomes: &[Outcome]) {
