@@ -10,13 +10,17 @@ pub fn now() -> String {
     now_plus(0)
 }
 
-/// A time `seconds` from now, in the same form.
-pub fn now_plus(seconds: i64) -> String {
-    let since_epoch = std::time::SystemTime::now()
+/// Seconds since the epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
-        .unwrap_or(0);
-    match k8s_openapi::jiff::Timestamp::from_second(since_epoch.saturating_add(seconds)) {
+        .unwrap_or(0)
+}
+
+/// A time `seconds` from now, in the same form.
+pub fn now_plus(seconds: i64) -> String {
+    match k8s_openapi::jiff::Timestamp::from_second(unix_now().saturating_add(seconds)) {
         Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         Err(_) => "1970-01-01T00:00:00Z".to_string(),
     }

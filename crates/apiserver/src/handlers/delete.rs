@@ -218,17 +218,11 @@ pub async fn delete_collection(
     for object in listed["items"].as_array().cloned().unwrap_or_default() {
         let name = meta::name(&object).to_string();
         let namespace = meta::namespace(&object).to_string();
-        let one = Request {
-            state: req.state,
-            resource: req.resource,
-            namespace: (!namespace.is_empty()).then_some(namespace),
-            name: Some(name.clone()),
-            subresource: None,
-            headers: req.headers,
-            query: req.query,
-            fields: req.fields,
-            applying: false,
-        };
+        let one = req.retarget(
+            (!namespace.is_empty()).then_some(namespace),
+            Some(name.clone()),
+            None,
+        );
         match delete_one(&one, &name, options).await {
             Ok(Outcome::Deleted(o) | Outcome::Pending(o)) => deleted.push(o),
             Err(ApiError::NotFound { .. }) => {}

@@ -44,7 +44,7 @@ pub struct Request<'a> {
     pub applying: bool,
 }
 
-impl Request<'_> {
+impl<'a> Request<'a> {
     /// The object name from the path (every single-object verb has one).
     pub fn name(&self) -> Result<&str, ApiError> {
         self.name
@@ -63,6 +63,27 @@ impl Request<'_> {
 
     pub fn key(&self, name: &str) -> String {
         self.resource.key(self.object_namespace(), name)
+    }
+
+    /// The same request aimed at another object or subresource of the resource (not
+    /// applying).
+    pub fn retarget(
+        &self,
+        namespace: Option<String>,
+        name: Option<String>,
+        subresource: Option<String>,
+    ) -> Request<'a> {
+        Request {
+            state: self.state,
+            resource: self.resource,
+            namespace,
+            name,
+            subresource,
+            headers: self.headers,
+            query: self.query,
+            fields: self.fields,
+            applying: false,
+        }
     }
 }
 
@@ -168,7 +189,7 @@ fn as_table(req: &Request<'_>, verb: &str, value: Value) -> Result<Value, ApiErr
     let Some((version, include)) = table_request(req)? else {
         return Ok(value);
     };
-    let now = unix_now();
+    let now = crate::meta::unix_now();
     let kind = req.resource.kind;
     Ok(match verb {
         "list" => {
@@ -183,14 +204,6 @@ fn as_table(req: &Request<'_>, verb: &str, value: Value) -> Result<Value, ApiErr
             api::tables::table_for_version(version, kind, &[value], metadata, include, now)
         }
     })
-}
-
-/// Seconds since the epoch, for ages in tables.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
-        .unwrap_or(0)
 }
 
 /// The Kubernetes verb of a request.

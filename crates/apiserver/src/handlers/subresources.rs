@@ -54,17 +54,7 @@ pub enum ScaleChange {
 /// PUT or PATCH of …/scale: sets the parent's spec.replicas.
 pub async fn update_scale(req: &Request<'_>, change: ScaleChange) -> Result<Value, ApiError> {
     // The parent is written through the main resource: generation bumps, status stays.
-    let parent = Request {
-        state: req.state,
-        resource: req.resource,
-        namespace: req.namespace.clone(),
-        name: req.name.clone(),
-        subresource: None,
-        headers: req.headers,
-        query: req.query,
-        fields: req.fields,
-        applying: false,
-    };
+    let parent = req.retarget(req.namespace.clone(), req.name.clone(), None);
     let result = write::guaranteed_update(&parent, |current| {
         let Some(current) = current else {
             return Err(ApiError::not_found(
@@ -136,18 +126,8 @@ pub async fn bind(req: &Request<'_>, body: Value) -> Result<Value, ApiError> {
             "the name of the object ({body_name}) does not match the name on the URL ({name})"
         )));
     }
-    let pod = Request {
-        state: req.state,
-        resource: req.resource,
-        namespace: req.namespace.clone(),
-        name: req.name.clone(),
-        subresource: Some("binding".into()),
-        headers: req.headers,
-        query: req.query,
-        fields: req.fields,
-        applying: false,
-    };
-    let result = write::guaranteed_update(&pod, |current| {
+    // `req` is the pods/NAME/binding request: the update runs with binding semantics.
+    let result = write::guaranteed_update(req, |current| {
         let Some(current) = current else {
             return Err(ApiError::not_found("", "pods", &name));
         };

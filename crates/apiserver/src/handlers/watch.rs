@@ -20,7 +20,7 @@ use crate::handlers::{Request, read};
 use crate::meta;
 use crate::metrics::{Gauge, GaugeGuard};
 use crate::query::ListOptions;
-use crate::watch_cache::{CacheEvent, ChangeKind, Start, Subscription, WatchCache};
+use crate::watch_cache::{CacheEvent, CachedObject, ChangeKind, Start, Subscription, WatchCache};
 
 /// A watch without timeoutSeconds ends after this long (upstream picks 30–60 min);
 /// clients then resume from their last resourceVersion.
@@ -134,45 +134,49 @@ impl Watcher {
         read::selected(self.resource, &self.options, object)
     }
 
-    /// The line to send for a change, if this watcher sees it.
+    /// The line to send for a change, if this watcher sees it: the object's JSON, or
+    /// a one-row Table of it when the watch asked for tables.
     fn line_for(&self, event: &CacheEvent) -> Option<Bytes> {
-        let line = self.object_line_for(event)?;
+        let (kind, sent) = self.change_for(event)?;
         let Some((version, include)) = self.table else {
-            return Some(line);
+            let json = match sent {
+                Sent::Cached(object) => object.json(),
+                Sent::Departed(object) => Bytes::from(serde_json::to_vec(&object).ok()?),
+            };
+            return Some(event_line(kind, &json));
         };
-        // Re-read the event line's object and render it as a one-row Table.
-        let parsed: Value = serde_json::from_slice(&line).ok()?;
-        let object = &parsed["object"];
-        let metadata = json!({"resourceVersion": object.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)});
+        let object = match &sent {
+            Sent::Cached(object) => &object.object,
+            Sent::Departed(object) => object,
+        };
+        let metadata = json!({"resourceVersion": meta::resource_version(object)});
         let table = api::tables::table_for_version(
             version,
             self.resource.kind,
             std::slice::from_ref(object),
             metadata,
             include,
-            super::unix_now(),
+            meta::unix_now(),
         );
-        let kind = parsed["type"].as_str().unwrap_or("MODIFIED");
         Some(event_line(kind, &Bytes::from(table.to_string())))
     }
 
-    fn object_line_for(&self, event: &CacheEvent) -> Option<Bytes> {
+    /// The event type this watcher sees for a change, and the object it carries.
+    fn change_for<'e>(&self, event: &'e CacheEvent) -> Option<(&'static str, Sent<'e>)> {
         let now = self.matches(&event.object.object);
         let before = event.prev.as_ref().is_some_and(|p| self.matches(&p.object));
+        let current = Sent::Cached(&event.object);
         match event.kind {
-            ChangeKind::Added if now => Some(event_line("ADDED", &event.object.json())),
-            ChangeKind::Modified if now && before => {
-                Some(event_line("MODIFIED", &event.object.json()))
-            }
-            ChangeKind::Modified if now => Some(event_line("ADDED", &event.object.json())),
+            ChangeKind::Added if now => Some(("ADDED", current)),
+            ChangeKind::Modified if now && before => Some(("MODIFIED", current)),
+            ChangeKind::Modified if now => Some(("ADDED", current)),
             ChangeKind::Modified if before => {
                 // It stopped matching: DELETED with its previous state at this revision.
                 let mut gone = event.prev.as_ref()?.object.clone();
                 meta::set_resource_version(&mut gone, event.revision);
-                let json = Bytes::from(serde_json::to_vec(&gone).ok()?);
-                Some(event_line("DELETED", &json))
+                Some(("DELETED", Sent::Departed(gone)))
             }
-            ChangeKind::Deleted if before => Some(event_line("DELETED", &event.object.json())),
+            ChangeKind::Deleted if before => Some(("DELETED", current)),
             _ => None,
         }
     }
@@ -189,6 +193,13 @@ impl Watcher {
         });
         event_line("BOOKMARK", &Bytes::from(object.to_string()))
     }
+}
+
+/// The object of an event: shared from the cache, or made for this watcher (an object
+/// that left its selectors, at the revision it left).
+enum Sent<'e> {
+    Cached(&'e CachedObject),
+    Departed(Value),
 }
 
 fn event_line(kind: &str, object: &Bytes) -> Bytes {

@@ -511,15 +511,12 @@ pub async fn server_side_apply(
         ));
     }
     let applying = Request {
-        state: req.state,
-        resource: req.resource,
-        namespace: req.namespace.clone(),
-        name: req.name.clone(),
-        subresource: req.subresource.clone(),
-        headers: req.headers,
-        query: req.query,
-        fields: req.fields,
         applying: true,
+        ..req.retarget(
+            req.namespace.clone(),
+            req.name.clone(),
+            req.subresource.clone(),
+        )
     };
     let applied = check_identity(&applying, applied)?;
     let kind = req.resource.kind;
