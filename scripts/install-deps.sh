@@ -7,6 +7,12 @@
 #   kubectl     (kubernetes-client)  the API server's tests and start.sh drive it (only if none is on PATH)
 #   curl        (curl)               start.sh waits on the server's /readyz
 #   kubernetes  (PyPI)               the official Python client, used by the API tests
+#   containerd, ctr (containerd)     the container runtime the kubelet drives through CRI
+#   runc        (runc)               containerd's OCI runtime
+#   CNI plugins (containernetworking-plugins)  bridge, host-local, portmap, loopback
+#   busybox     (busybox-static)     scripts/build-images.sh builds the test images from it
+#   nft         (nftables)           the proxy's data path and pod masquerading
+#   ip          (iproute2)           network namespaces in the container tests
 set -euo pipefail
 
 need=()
@@ -16,6 +22,12 @@ command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
+command -v containerd >/dev/null 2>&1 || need+=(containerd)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+dpkg -s containernetworking-plugins >/dev/null 2>&1 || need+=(containernetworking-plugins)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"

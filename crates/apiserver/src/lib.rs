@@ -4,6 +4,7 @@
 //! - [`server`]: startup, the router (a function, so tests can drive it in process),
 //!   health, metrics endpoints, shutdown.
 //! - [`path`]: resource paths into (resource, namespace, name, subresource).
+//! - [`admission`]: changes made to new objects (default tolerations).
 //! - [`handlers`]: the verbs — get/list (`read`), create/update/patch (`write`),
 //!   delete/deletecollection (`delete`), `/scale` and `pods/binding`
 //!   (`subresources`), and `watch`.
@@ -13,6 +14,7 @@
 //!   [`query`] (list, watch and delete options), [`meta`] (object metadata),
 //!   [`error`] (every error as a Kubernetes Status).
 
+pub mod admission;
 pub mod codec;
 pub mod discovery;
 pub mod error;

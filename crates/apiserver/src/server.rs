@@ -33,6 +33,7 @@ pub struct Config {
     pub write_kubeconfig: Option<PathBuf>,
     /// Events each resource's watch cache keeps for watches that resume.
     pub watch_cache_size: usize,
+    pub admission: crate::admission::Admission,
 }
 
 /// Namespaces that exist from the start, as upstream.
@@ -204,7 +205,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .await
         .map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
     tracing::info!(backend = store.backend_name(), "store open");
-    let state = AppState::new(store, config.watch_cache_size);
+    let state = AppState::with_admission(store, config.watch_cache_size, config.admission);
     bootstrap(&state)
         .await
         .map_err(|e| anyhow::anyhow!("creating the system namespaces: {e}"))?;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use store::AnyStore;
 
+use crate::admission::Admission;
 use crate::metrics::Metrics;
 use crate::objects::Objects;
 use crate::watch_cache::Caches;
@@ -20,11 +21,17 @@ struct Inner {
     caches: Caches,
     metrics: Metrics,
     backend: &'static str,
+    admission: Admission,
 }
 
 impl AppState {
     /// Starts the watch caches over `store`.
     pub fn new(store: AnyStore, watch_cache_size: usize) -> Self {
+        Self::with_admission(store, watch_cache_size, Admission::default())
+    }
+
+    /// Starts the watch caches over `store`, admitting new objects with `admission`.
+    pub fn with_admission(store: AnyStore, watch_cache_size: usize, admission: Admission) -> Self {
         let metrics = Metrics::new();
         let caches = Caches::start(&store, watch_cache_size, &metrics);
         let backend = store.backend_name();
@@ -34,6 +41,7 @@ impl AppState {
                 caches,
                 metrics,
                 backend,
+                admission,
             }),
         }
     }
@@ -48,6 +56,10 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    pub fn admission(&self) -> &Admission {
+        &self.inner.admission
     }
 
     pub fn backend(&self) -> &'static str {

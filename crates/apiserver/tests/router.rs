@@ -319,6 +319,26 @@ async fn a_bound_pod_is_deleted_gracefully() {
     assert_eq!(status, StatusCode::OK);
     assert!(still["metadata"]["deletionTimestamp"].is_string());
 
+    // The kubelet reports status while the pod terminates: the pod stays.
+    let mut terminating = still.clone();
+    terminating["status"]["phase"] = json!("Running");
+    let (status, body) = send_json(
+        &f,
+        Method::PUT,
+        "/api/v1/namespaces/default/pods/p/status",
+        terminating,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = send_json(
+        &f,
+        Method::GET,
+        "/api/v1/namespaces/default/pods/p",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "a status update must not end the grace period");
+
     // The kubelet's final delete, with grace 0, removes it.
     let (status, _) = send_json(
         &f,

@@ -132,7 +132,16 @@ impl Cluster {
             .prefix("mast-bench-scheduler-")
             .tempdir()
             .context("creating a temp dir")?;
-        let server = start_server(dir.path(), &["--disable-scheduler".to_string()]).await?;
+        let server = start_server(
+            dir.path(),
+            &[
+                "--disable-scheduler".to_string(),
+                // Nodes here are bare API objects without heartbeats: keep the node
+                // lifecycle controller from tainting them mid-run.
+                "--disable-controller-manager".to_string(),
+            ],
+        )
+        .await?;
         let scheduler = Process::spawn(
             "mast scheduler",
             Command::new(env!("CARGO_BIN_EXE_mast"))

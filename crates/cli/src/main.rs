@@ -2,7 +2,9 @@
 //! its own module; this file only parses the command line and dispatches.
 
 mod apiserver;
+mod controller_manager;
 mod explain;
+mod kubelet;
 mod scheduler;
 mod server;
 
@@ -18,15 +20,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a master: the API server and the scheduler (the controllers join later).
+    /// Run a master: the API server, the scheduler and the controllers.
     Server(server::ServerArgs),
     /// Run the API server alone.
     Apiserver(server::ServerArgs),
     /// Run the scheduler alone, against an API server.
     Scheduler(scheduler::SchedulerArgs),
+    /// Run the controllers alone, against an API server.
+    ControllerManager(controller_manager::ControllerManagerArgs),
     /// Show why a pod is (or would be) placed where it is: each node's filter verdict,
     /// each plugin's score, and the winner.
     ExplainScheduling(explain::ExplainArgs),
+    /// Run a node agent (or many hollow ones), against an API server.
+    Kubelet(kubelet::KubeletArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,7 +53,9 @@ fn main() -> std::process::ExitCode {
             Command::Server(args) => server::run(args).await,
             Command::Apiserver(args) => apiserver::run(args).await,
             Command::Scheduler(args) => scheduler::run(args).await,
+            Command::ControllerManager(args) => controller_manager::run(args).await,
             Command::ExplainScheduling(args) => explain::run(args).await,
+            Command::Kubelet(args) => kubelet::run(args).await,
         }
     });
     match result {

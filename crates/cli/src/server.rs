@@ -1,6 +1,5 @@
-//! `mast server`: a master: the API server and, in the same process, the scheduler
-//! (talking to the API server over loopback, as any client). The controller-manager
-//! joins in a later issue.
+//! `mast server`: a master: the API server and, in the same process, the scheduler and
+//! the controller-manager (talking to the API server over loopback, as any client).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -36,6 +35,17 @@ pub struct ServerArgs {
     /// Run without the scheduler (`mast server` only).
     #[arg(long)]
     pub disable_scheduler: bool,
+    /// How long new pods tolerate a not-ready node before eviction (seconds).
+    #[arg(long, default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// How long new pods tolerate an unreachable node before eviction (seconds).
+    #[arg(long, default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: i64,
+    /// Run without the controllers (`mast server` only).
+    #[arg(long)]
+    pub disable_controller_manager: bool,
+    #[command(flatten)]
+    pub controllers: crate::controller_manager::ControllerOptions,
 }
 
 impl ServerArgs {
@@ -50,6 +60,10 @@ impl ServerArgs {
                 .filter(|e| !e.trim().is_empty()),
             write_kubeconfig: self.write_kubeconfig.clone(),
             watch_cache_size: self.watch_cache_size,
+            admission: apiserver::admission::Admission {
+                default_not_ready_toleration_seconds: self.default_not_ready_toleration_seconds,
+                default_unreachable_toleration_seconds: self.default_unreachable_toleration_seconds,
+            },
         }
     }
 }
@@ -67,28 +81,40 @@ fn default_data_dir() -> PathBuf {
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let running = apiserver::start(&args.config()).await?;
-    if !args.disable_scheduler {
-        let framework = crate::scheduler::framework(None)?;
-        let mut address = running.address;
-        if address.ip().is_unspecified() {
-            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    // Leader election comes with the HA work; alone, this instance leads. The switch
+    // lives as long as the server.
+    let (_leading, leading_rx) = tokio::sync::watch::channel(true);
+    if !args.disable_scheduler || !args.disable_controller_manager {
+        let client = loopback_client(running.address).await?;
+        if !args.disable_scheduler {
+            let framework = crate::scheduler::framework(None)?;
+            let client = client.clone();
+            let leading_rx = leading_rx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = scheduler::run::run(client, framework, leading_rx).await {
+                    tracing::error!(error = %e, "scheduler stopped");
+                }
+            });
         }
-        let text = apiserver::kubeconfig::render(&format!("http://{address}"));
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&text)?;
-        let config = kube::Config::from_custom_kubeconfig(
-            kubeconfig,
-            &kube::config::KubeConfigOptions::default(),
-        )
-        .await?;
-        let client = kube::Client::try_from(config)?;
-        // Leader election comes with the HA work; alone, this instance leads.
-        let (leading, leading_rx) = tokio::sync::watch::channel(true);
-        tokio::spawn(async move {
-            let _leading = leading;
-            if let Err(e) = scheduler::run::run(client, framework, leading_rx).await {
-                tracing::error!(error = %e, "scheduler stopped");
-            }
-        });
+        if !args.disable_controller_manager {
+            let config = args.controllers.config();
+            tokio::spawn(controllers::run(client, config, leading_rx));
+        }
     }
     crate::apiserver::serve_until_stopped(running, &args).await
+}
+
+/// A client for the in-process components, over loopback to this server.
+async fn loopback_client(mut address: std::net::SocketAddr) -> anyhow::Result<kube::Client> {
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let text = apiserver::kubeconfig::render(&format!("http://{address}"));
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&text)?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    Ok(kube::Client::try_from(config)?)
 }

@@ -52,6 +52,9 @@ pub async fn create(req: &Request<'_>, body: Value) -> Result<Value, ApiError> {
     req.fields.check(&sent, &object)?;
     stamp_new(resource, &mut object, req.applying);
     api::defaults::apply(resource.kind, &mut object);
+    req.state
+        .admission()
+        .admit_create(resource.kind, &mut object);
     validate(resource, &object, None)?;
     if let Some(ns) = req.object_namespace() {
         ensure_namespace_open(req, ns).await?;
@@ -337,7 +340,8 @@ where
         }
         let finished = meta::is_deleting(&next)
             && meta::finalizers(&next).is_empty()
-            && namespace_finalized(resource, &next);
+            && namespace_finalized(resource, &next)
+            && was_held(resource, &current.object);
         match req
             .state
             .objects()
@@ -359,6 +363,19 @@ where
         }
     }
     Err(ApiError::stale(resource.group, resource.plural, &name))
+}
+
+/// Whether a deleting object was waiting on something an update can release: a
+/// finalizer (or a namespace's spec finalizer), or a grace period already over. A pod
+/// in its grace period is not: its kubelet's status updates must not end it early
+/// (upstream's `shouldDeleteDuringUpdate`).
+fn was_held(resource: &Resource, current: &Value) -> bool {
+    !meta::finalizers(current).is_empty()
+        || !namespace_finalized(resource, current)
+        || current
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            == Some(0)
 }
 
 /// A namespace also waits for its spec finalizers (the namespace controller's).

@@ -94,15 +94,26 @@ impl Server {
     /// Starts `mast <subcommand>` (`server`, or `apiserver`, which takes the same flags).
     /// The API suites run it without the scheduler, so pods stay where they put them.
     pub fn start_subcommand(subcommand: &str, backend: Backend, extra_args: &[&str]) -> Self {
-        Self::launch(subcommand, backend, extra_args, false)
+        Self::launch(subcommand, backend, extra_args, false, false)
     }
 
-    /// Starts `mast server` with its scheduler.
+    /// Starts `mast server` with its scheduler (no controllers).
     pub fn start_with_scheduler(backend: Backend) -> Self {
-        Self::launch("server", backend, &[], true)
+        Self::launch("server", backend, &[], true, false)
     }
 
-    fn launch(subcommand: &str, backend: Backend, extra_args: &[&str], scheduler: bool) -> Self {
+    /// Starts `mast server` as users run it: API server, scheduler and controllers.
+    pub fn start_control_plane(backend: Backend, extra_args: &[&str]) -> Self {
+        Self::launch("server", backend, extra_args, true, true)
+    }
+
+    fn launch(
+        subcommand: &str,
+        backend: Backend,
+        extra_args: &[&str],
+        scheduler: bool,
+        controllers: bool,
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("mast-server-")
             .tempdir()
@@ -125,6 +136,9 @@ impl Server {
             .arg(&kubeconfig);
         if !scheduler {
             command.arg("--disable-scheduler");
+        }
+        if subcommand == "server" && !controllers {
+            command.arg("--disable-controller-manager");
         }
         if let Backend::Etcd(endpoints) = &backend {
             command.arg("--datastore-endpoint").arg(endpoints.join(","));

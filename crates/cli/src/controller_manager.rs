@@ -1,0 +1,106 @@
+//! `mast controller-manager`: the controllers alone, talking to an API server through a
+//! kubeconfig. `mast server` runs the same controllers in process.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Controller settings shared by `mast controller-manager` and `mast server`.
+#[derive(Debug, Clone, Args)]
+pub struct ControllerOptions {
+    /// The range nodes' podCIDRs are carved from.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// Prefix length of each node's podCIDR.
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
+    /// How long a node may miss heartbeats before it is marked Unknown (e.g. 40s).
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
+    /// How long a new node may take to post its first status (e.g. 1m).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub node_startup_grace_period: Duration,
+}
+
+impl ControllerOptions {
+    pub fn config(&self) -> controllers::Config {
+        controllers::Config {
+            cluster_cidr: self.cluster_cidr.clone(),
+            node_cidr_mask_size: self.node_cidr_mask_size,
+            node_monitor_grace_period: self.node_monitor_grace_period,
+            node_startup_grace_period: self.node_startup_grace_period,
+            ..controllers::Config::default()
+        }
+    }
+}
+
+/// Flags of `mast controller-manager`.
+#[derive(Debug, Args)]
+pub struct ControllerManagerArgs {
+    /// The kubeconfig to reach the API server with.
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+    #[command(flatten)]
+    pub options: ControllerOptions,
+}
+
+pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
+    let client = crate::scheduler::client(&args.kubeconfig).await?;
+    // Leader election comes with the HA work; alone, this instance leads.
+    let (_leading, leading_rx) = tokio::sync::watch::channel(true);
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        () = controllers::run(client, args.options.config(), leading_rx) => Ok(()),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
+/// Durations as Kubernetes flags write them: `40s`, `500ms`, `5m`, `1h`, `1m30s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {text:?} (examples: 40s, 500ms, 5m, 1m30s)");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ms" => number / 1000.0,
+            "s" => number,
+            "m" => number * 60.0,
+            "h" => number * 3600.0,
+            _ => return Err(bad()),
+        };
+        total += Duration::try_from_secs_f64(seconds).map_err(|_| bad())?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_kubernetes_flags_write_them() {
+        assert_eq!(parse_duration("40s"), Ok(Duration::from_secs(40)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "40", "s", "4x", "-1s", "1s2"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+}

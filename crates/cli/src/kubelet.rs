@@ -1,0 +1,165 @@
+//! `mast kubelet`: a node agent (or N hollow ones) talking to an API server through a
+//! kubeconfig, until SIGINT or SIGTERM.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use kubelet::{KubeletConfig, RuntimeKind};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// `--runtime` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeArg {
+    /// containerd (or any CRI runtime) at --container-runtime-endpoint.
+    Cri,
+    /// No processes: pods run on paper (tests, hollow nodes).
+    Fake,
+}
+
+/// Flags of `mast kubelet`.
+#[derive(Debug, Args)]
+pub struct KubeletArgs {
+    /// The kubeconfig to reach the API server with.
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+    /// The Node's name (the host name when unset); hollow nodes are NAME-0 … NAME-(N-1).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Where the kubelet keeps its files; its filesystem is the node's ephemeral storage.
+    #[arg(long, default_value = "/var/lib/mast/kubelet")]
+    pub data_dir: PathBuf,
+    /// The container runtime: cri, or fake with --hollow-nodes.
+    #[arg(long, value_enum)]
+    pub runtime: Option<RuntimeArg>,
+    /// The CRI endpoint (with --runtime cri).
+    #[arg(long, default_value = "unix:///run/containerd/containerd.sock")]
+    pub container_runtime_endpoint: String,
+    /// Run this many hollow (fake) nodes in this process instead of one node.
+    #[arg(long)]
+    pub hollow_nodes: Option<usize>,
+    /// The pod CIDR, overriding the Node's spec.podCIDR.
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
+    /// The node's InternalIP (the first non-loopback IPv4 address when unset).
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+    /// Port of the kubelet's HTTP endpoints; 0 picks a free one.
+    #[arg(long, default_value_t = 10250)]
+    pub port: u16,
+    /// Address the kubelet's HTTP endpoints listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub address: IpAddr,
+    /// CPU capacity to report (e.g. 4 or 3500m) instead of the host's.
+    #[arg(long)]
+    pub cpu: Option<String>,
+    /// Memory capacity to report (e.g. 8Gi) instead of the host's.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Pods the node takes at most.
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: u32,
+    /// The node lease's duration.
+    #[arg(long, default_value_t = 40)]
+    pub node_lease_duration_seconds: i32,
+    /// How often the node lease is renewed (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub node_lease_renew_interval: Duration,
+    /// How often the node status is posted even when nothing changed.
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    pub node_status_report_frequency: Duration,
+    /// Stop when the parent process goes away (tests use it so that a killed test
+    /// runner leaves no kubelet behind).
+    #[arg(long, hide = true)]
+    pub exit_with_parent: bool,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    kubelet::config::parse_duration(text).map_err(|e| e.to_string())
+}
+
+impl KubeletArgs {
+    fn config(&self) -> KubeletConfig {
+        // Hollow nodes are fake by nature; a real node talks CRI.
+        let runtime = self.runtime.unwrap_or(if self.hollow_nodes.is_some() {
+            RuntimeArg::Fake
+        } else {
+            RuntimeArg::Cri
+        });
+        KubeletConfig {
+            data_dir: self.data_dir.clone(),
+            runtime: match runtime {
+                RuntimeArg::Cri => RuntimeKind::Cri {
+                    endpoint: self.container_runtime_endpoint.clone(),
+                },
+                RuntimeArg::Fake => RuntimeKind::Fake,
+            },
+            node_ip: self.node_ip,
+            address: self.address,
+            port: self.port,
+            pod_cidr: self.pod_cidr.clone(),
+            cpu: self.cpu.clone(),
+            memory: self.memory.clone(),
+            max_pods: self.max_pods,
+            node_lease_duration_seconds: self.node_lease_duration_seconds,
+            node_lease_renew_interval: self.node_lease_renew_interval,
+            node_status_report_frequency: self.node_status_report_frequency,
+            ..KubeletConfig::default()
+        }
+    }
+}
+
+/// The host name, lowercased, as upstream's default node name.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_lowercase())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
+    let config = args.config();
+    let name = args.node_name.clone().unwrap_or_else(hostname);
+    let nodes = match args.hollow_nodes {
+        Some(count) => {
+            if config.runtime != RuntimeKind::Fake {
+                anyhow::bail!("hollow nodes run the fake runtime only (--runtime fake)");
+            }
+            if count == 0 {
+                anyhow::bail!("--hollow-nodes must be at least 1");
+            }
+            kubelet::hollow::fake_nodes(&name, count)
+        }
+        None => vec![(
+            name.clone(),
+            kubelet::runtime::for_node(&config.runtime, &name)?,
+        )],
+    };
+    let client = crate::scheduler::client(&args.kubeconfig).await?;
+    let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+    let exit_with_parent = args.exit_with_parent;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+            () = parent_gone(), if exit_with_parent => {
+                tracing::info!("parent process gone");
+            }
+        }
+    };
+    Ok(kubelet::run(client, config, nodes, shutdown).await?)
+}
+
+/// Resolves when this process is reparented (its parent died).
+async fn parent_gone() {
+    let parent = std::os::unix::process::parent_id();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+    }
+}
