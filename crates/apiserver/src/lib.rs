@@ -8,6 +8,8 @@
 //! - [`handlers`]: the verbs — get/list (`read`), create/update/patch (`write`),
 //!   delete/deletecollection (`delete`), `/scale` and `pods/binding`
 //!   (`subresources`), and `watch`.
+//! - [`kubelet_client`]: where a node's kubelet listens, and a streaming GET to it
+//!   (`pods/log`).
 //! - [`watch_cache`]: per resource, one store watch feeding every client watch.
 //! - [`objects`]: API objects in the store (keys, JSON, resourceVersion = revision).
 //! - [`discovery`], [`openapi`] (the minimal v3 kubectl's validation needs), [`metrics`], [`kubeconfig`], [`codec`] (JSON/YAML, limits),
@@ -20,6 +22,7 @@ pub mod discovery;
 pub mod error;
 pub mod handlers;
 pub mod kubeconfig;
+pub mod kubelet_client;
 pub mod meta;
 pub mod metrics;
 pub mod objects;

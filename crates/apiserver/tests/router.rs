@@ -337,7 +337,11 @@ async fn a_bound_pod_is_deleted_gracefully() {
         Value::Null,
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "a status update must not end the grace period");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a status update must not end the grace period"
+    );
 
     // The kubelet's final delete, with grace 0, removes it.
     let (status, _) = send_json(
@@ -403,4 +407,65 @@ async fn merge(f: &Fixture, path: &str, patch: Value) -> Value {
     .await;
     assert_eq!(status, StatusCode::OK);
     serde_json::from_slice(&body).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_patches_without_a_resource_version_all_succeed() {
+    let f = std::sync::Arc::new(fixture().await);
+    let (status, _) = send_json(
+        &f,
+        Method::POST,
+        "/api/v1/namespaces/default/configmaps",
+        json!({"metadata": {"name": "shared"}, "data": {}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let f = f.clone();
+        tasks.push(tokio::spawn(async move {
+            let patch = json!({"data": {format!("k{i}"): "v"}}).to_string();
+            let (status, _, body) = send(
+                &f,
+                Method::PATCH,
+                "/api/v1/namespaces/default/configmaps/shared",
+                &[("content-type", "application/merge-patch+json")],
+                patch,
+            )
+            .await;
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }));
+    }
+    for task in tasks {
+        let (status, body) = task.await.expect("patch task");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "a patch without a resourceVersion retries races: {body}"
+        );
+    }
+    let (_, shared) = send_json(
+        &f,
+        Method::GET,
+        "/api/v1/namespaces/default/configmaps/shared",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        shared["data"].as_object().map(|d| d.len()),
+        Some(24),
+        "{shared}"
+    );
+
+    // A patch that names a stale resourceVersion is the client's conflict.
+    let stale = json!({"metadata": {"resourceVersion": "1"}, "data": {"late": "v"}}).to_string();
+    let (status, _, _) = send(
+        &f,
+        Method::PATCH,
+        "/api/v1/namespaces/default/configmaps/shared",
+        &[("content-type", "application/merge-patch+json")],
+        stale,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
 }

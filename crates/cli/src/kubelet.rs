@@ -34,9 +34,19 @@ pub struct KubeletArgs {
     /// The container runtime: cri, or fake with --hollow-nodes.
     #[arg(long, value_enum)]
     pub runtime: Option<RuntimeArg>,
-    /// The CRI endpoint (with --runtime cri).
-    #[arg(long, default_value = "unix:///run/containerd/containerd.sock")]
-    pub container_runtime_endpoint: String,
+    /// An existing CRI endpoint (`unix:///run/containerd/containerd.sock`); without
+    /// it the kubelet runs its own containerd in DATA_DIR/containerd.
+    #[arg(long)]
+    pub container_runtime_endpoint: Option<String>,
+    /// The cluster's pod network: traffic from it to elsewhere is masqueraded.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// The service network (blackholed unless the proxy translates it).
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+    /// The cgroup pods go under (ROOT/pod<uid>).
+    #[arg(long, default_value = "/kubepods")]
+    pub cgroup_root: String,
     /// Run this many hollow (fake) nodes in this process instead of one node.
     #[arg(long)]
     pub hollow_nodes: Option<usize>,
@@ -106,6 +116,9 @@ impl KubeletArgs {
             node_lease_duration_seconds: self.node_lease_duration_seconds,
             node_lease_renew_interval: self.node_lease_renew_interval,
             node_status_report_frequency: self.node_status_report_frequency,
+            cluster_cidr: self.cluster_cidr.clone(),
+            service_cidr: self.service_cidr.clone(),
+            cgroup_root: self.cgroup_root.clone(),
             ..KubeletConfig::default()
         }
     }
@@ -135,7 +148,7 @@ pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
         }
         None => vec![(
             name.clone(),
-            kubelet::runtime::for_node(&config.runtime, &name)?,
+            kubelet::runtime::for_node(&config, &name).await?,
         )],
     };
     let client = crate::scheduler::client(&args.kubeconfig).await?;

@@ -4,6 +4,7 @@
 mod apiserver;
 mod controller_manager;
 mod explain;
+mod images;
 mod kubelet;
 mod scheduler;
 mod server;
@@ -33,6 +34,8 @@ enum Command {
     ExplainScheduling(explain::ExplainArgs),
     /// Run a node agent (or many hollow ones), against an API server.
     Kubelet(kubelet::KubeletArgs),
+    /// Manage the kubelet's images (offline import).
+    Images(images::ImagesArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,6 +59,7 @@ fn main() -> std::process::ExitCode {
             Command::ControllerManager(args) => controller_manager::run(args).await,
             Command::ExplainScheduling(args) => explain::run(args).await,
             Command::Kubelet(args) => kubelet::run(args).await,
+            Command::Images(args) => images::run(args).await,
         }
     });
     match result {

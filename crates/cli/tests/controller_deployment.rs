@@ -251,30 +251,19 @@ impl Env {
             .expect("create the deployment");
     }
 
-    /// A strategic merge patch, as `kubectl patch` sends. Retried on 409: a patch
-    /// names no resourceVersion and should never conflict, but the API server
-    /// currently reports a concurrent write (here: the controller's status updates)
-    /// during the patch as a conflict.
+    /// A strategic merge patch, as `kubectl patch` sends. It names no resourceVersion,
+    /// so the controllers' concurrent writes must never make it conflict.
     async fn patch_deployment(&self, name: &str, patch: serde_json::Value) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let result = self
-                .deployments()
-                .patch(
-                    name,
-                    &PatchParams::default(),
-                    &Patch::Strategic(patch.clone()),
-                )
-                .await;
-            match result {
-                Ok(_) => return,
-                Err(kube::Error::Api(status))
-                    if status.code == 409 && Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(POLL).await;
-                }
-                Err(e) => self.server.fail(&format!("patch {name} with {patch}: {e}")),
-            }
+        let result = self
+            .deployments()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Strategic(patch.clone()),
+            )
+            .await;
+        if let Err(e) = result {
+            self.server.fail(&format!("patch {name} with {patch}: {e}"));
         }
     }
 

@@ -547,6 +547,57 @@ fn signal(pid: u32, sig: rustix::process::Signal) {
     }
 }
 
+/// Pids of containerd processes started with `--config CONFIG` (by an earlier run of
+/// ours that was killed before it could stop them).
+fn stale_pids(config: &Path) -> Vec<u32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let config = config.as_os_str().as_encoded_bytes();
+    let mut pids = Vec::new();
+    for entry in procs.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_containerd = args.first().is_some_and(|a| a.ends_with(b"containerd"));
+        let ours = args.windows(2).any(|w| w[0] == b"--config" && w[1] == config);
+        if is_containerd && ours && pid != std::process::id() {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// A containerd left running with our config (its supervisor was SIGKILLed) would hold
+/// the socket and the metadata lock: stop it first. Its shims, and so the containers,
+/// keep running, as across any containerd restart.
+async fn stop_stale(config: &Path, timeout: Duration) {
+    let pids = stale_pids(config);
+    if pids.is_empty() {
+        return;
+    }
+    tracing::info!(?pids, config = %config.display(), "stopping a containerd left by an earlier run");
+    for pid in &pids {
+        signal(*pid, rustix::process::Signal::TERM);
+    }
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        // Read the command lines again rather than test /proc/PID: an exited process
+        // nobody reaps stays there as a zombie, with an empty command line.
+        if stale_pids(config).is_empty() {
+            return;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    for pid in &pids {
+        signal(*pid, rustix::process::Signal::KILL);
+    }
+}
+
 /// A containerd we run and watch over.
 #[derive(Debug)]
 pub struct Containerd {
@@ -565,6 +616,7 @@ impl Containerd {
     /// running (restarting it with backoff when it dies) until [`Containerd::stop`].
     pub async fn start(config: &ContainerdConfig) -> Result<Containerd, ContainerdError> {
         let (layout, snapshotter) = prepare(config).await?;
+        stop_stale(&layout.config, config.stop_timeout).await;
         let launch = Launch::new(config, &layout);
         let started = Instant::now();
         let mut child = launch.spawn()?;

@@ -8,8 +8,9 @@ use std::time::Duration;
 /// Which container runtime runs the pods.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuntimeKind {
-    /// CRI over gRPC (containerd), at this endpoint (`unix:///run/containerd/containerd.sock`).
-    Cri { endpoint: String },
+    /// CRI over gRPC (containerd): at this endpoint (`unix:///run/containerd/containerd.sock`),
+    /// or, without one, a containerd the kubelet runs itself in `DATA_DIR/containerd`.
+    Cri { endpoint: Option<String> },
     /// No processes: pods run on paper (tests, hollow nodes).
     Fake,
 }
@@ -43,6 +44,15 @@ pub struct KubeletConfig {
     pub sync_frequency: Duration,
     /// How often runtime pods no API object accounts for are cleaned up.
     pub housekeeping_interval: Duration,
+    /// Every node's pods come from here: traffic from it to elsewhere is masqueraded,
+    /// and what no node's bridge claims is blackholed.
+    pub cluster_cidr: String,
+    /// Service virtual IPs: blackholed unless the proxy translates them.
+    pub service_cidr: String,
+    /// The cgroup (cgroupfs path) pods' cgroups go under: `ROOT/pod<uid>`.
+    pub cgroup_root: String,
+    /// Set up IP forwarding, masquerading and blackhole routes (CRI runtime).
+    pub manage_host_network: bool,
 }
 
 impl Default for KubeletConfig {
@@ -64,6 +74,10 @@ impl Default for KubeletConfig {
             node_status_report_frequency: Duration::from_secs(5 * 60),
             sync_frequency: Duration::from_secs(60),
             housekeeping_interval: Duration::from_secs(60),
+            cluster_cidr: "10.42.0.0/16".into(),
+            service_cidr: "10.43.0.0/16".into(),
+            cgroup_root: "/kubepods".into(),
+            manage_host_network: true,
         }
     }
 }

@@ -129,6 +129,11 @@ pub async fn run(
         () = shutdown => Ok(()),
     };
     tasks.shutdown().await;
+    // Pods keep running; what the runtimes hold on the host (our containerd, network
+    // rules) is released.
+    for node in &shared.nodes {
+        node.runtime.shutdown().await;
+    }
     tracing::info!("kubelet stopped");
     result
 }

@@ -98,8 +98,13 @@ pub async fn dispatch(
 ) -> Response {
     let started = Instant::now();
     let resource = target.resource;
+    let log =
+        *method == Method::GET && resource.binding && target.subresource.as_deref() == Some("log");
     let format = match codec::negotiate(headers) {
         Ok(f) => f,
+        // A log streams as text whatever the client accepts (upstream streams past
+        // negotiation); only its errors are encoded, as JSON.
+        Err(_) if log => codec::Format::Json,
         Err(e) => return e.into_response(),
     };
     let mode = match FieldValidation::parse(query.get("fieldValidation").map(String::as_str)) {
@@ -119,23 +124,24 @@ pub async fn dispatch(
         applying: false,
     };
     let verb = verb_of(method, &req, target.legacy_watch);
+    let failed = |e: ApiError| {
+        let code = e.code();
+        if code.is_server_error() {
+            tracing::warn!(verb, resource = resource.plural, error = %e, "request failed");
+        }
+        codec::respond(code, format, &e.status())
+    };
     let response = match verb {
         "watch" => watch::serve(&req)
             .await
             .unwrap_or_else(IntoResponse::into_response),
+        "get" if log => subresources::logs(&req).await.unwrap_or_else(failed),
         _ => match serve(&req, verb, &body)
             .await
             .and_then(|(code, value)| Ok((code, as_table(&req, verb, value)?)))
         {
             Ok((code, value)) => codec::respond(code, format, &value),
-            Err(e) => {
-                let code = e.code();
-                let status = e.status();
-                if code.is_server_error() {
-                    tracing::warn!(verb, resource = resource.plural, error = %e, "request failed");
-                }
-                codec::respond(code, format, &status)
-            }
+            Err(e) => failed(e),
         },
     };
     let mut response = response;
@@ -261,7 +267,6 @@ async fn serve(
     let ok = |v| Ok((StatusCode::OK, v));
     match (verb, sub) {
         ("get", Some("scale")) => ok(subresources::get_scale(req).await?),
-        ("get", Some("log")) => Err(subresources::logs(req).await?),
         ("get", _) => ok(read::get(req).await?),
         ("list", None) => {
             let options = ListOptions::parse(req.query, resource)?;

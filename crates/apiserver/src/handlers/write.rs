@@ -277,11 +277,19 @@ pub fn apply_patch(
 pub async fn patch(req: &Request<'_>, kind: PatchType, patch: Value) -> Result<Value, ApiError> {
     let result = guaranteed_update(req, |current| {
         let current = current.ok_or_else(|| not_found(req))?;
-        let patched = apply_patch(req.resource.kind, &current.object, kind, &patch)?;
+        let mut patched = apply_patch(req.resource.kind, &current.object, kind, &patch)?;
         if !patched.is_object() {
             return Err(ApiError::BadRequest(
                 "the patched object is not an object".into(),
             ));
+        }
+        // A patch is a precondition only if it names a resourceVersion itself: the one
+        // carried over from the object read must not turn a concurrent write into a
+        // 409 (upstream retries such patches).
+        if meta::resource_version(&patched) == current.revision.to_string()
+            && let Some(m) = patched.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            m.remove("resourceVersion");
         }
         Ok(Desire::Update(check_identity(req, patched)?))
     })

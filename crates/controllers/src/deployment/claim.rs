@@ -8,37 +8,14 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use super::DeploymentController;
-use super::replicas::{controller_of, name, uid};
-use super::selector;
+use super::replicas::{name, uid};
+use crate::claim::Claim;
+use crate::selector;
 use crate::Error;
 
-/// What to do with one ReplicaSet of the namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
-    /// Ours already.
-    Keep,
-    /// An orphan the selector matches.
-    Adopt,
-    /// Ours, but the selector no longer matches.
-    Release,
-    /// Someone else's, or nothing to do with us.
-    Ignore,
-}
-
-/// The decision for `rs` (upstream's `ClaimObject`). A Deployment being deleted
-/// neither adopts nor releases.
+/// Upstream's `ClaimObject` for a ReplicaSet of the Deployment.
 pub fn decide(d: &Deployment, rs: &ReplicaSet, matches: bool) -> Claim {
-    let deleting = d.metadata.deletion_timestamp.is_some();
-    let ours = d.metadata.uid.as_deref().unwrap_or("");
-    match controller_of(rs.metadata.owner_references.as_ref()) {
-        Some(owner) if owner.uid != ours => Claim::Ignore,
-        Some(_) if matches => Claim::Keep,
-        Some(_) if deleting => Claim::Ignore,
-        Some(_) => Claim::Release,
-        None if deleting || !matches || rs.metadata.deletion_timestamp.is_some() => Claim::Ignore,
-        None if rs.metadata.namespace != d.metadata.namespace => Claim::Ignore,
-        None => Claim::Adopt,
-    }
+    crate::claim::decide(&d.metadata, &rs.metadata, matches)
 }
 
 impl DeploymentController {

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::replicas::{controller_of, strategy_type};
-use super::selector;
+use crate::selector;
 use crate::context::Context;
 use crate::runtime::{Informer, ObjectKey, WorkQueue};
 

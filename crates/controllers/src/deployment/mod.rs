@@ -25,7 +25,6 @@ mod recreate;
 mod replicas;
 mod revision;
 mod rolling;
-mod selector;
 mod status;
 mod sync;
 
@@ -59,7 +58,7 @@ impl DeploymentController {
 
     /// Upstream's `syncDeployment`.
     async fn sync_deployment(&self, d: &mut Deployment) -> Result<Next, crate::Error> {
-        let selects_all = selector::is_empty(&d.spec.selector);
+        let selects_all = crate::selector::is_empty(&d.spec.selector);
         if selects_all {
             return self.refuse_selecting_all(d).await;
         }

@@ -18,7 +18,7 @@ use super::progress::{
 use super::replicas::{by_creation, controller_of, desired, name, spec_replicas, uid};
 use super::revision::{self, set_deployment_revision, set_new_replica_set_annotations};
 use super::rolling::{max_surge, new_rs_new_replicas};
-use super::selector;
+use crate::selector;
 use crate::Error;
 use crate::events::EventType;
 

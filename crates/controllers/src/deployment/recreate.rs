@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::DeploymentController;
 use super::replicas::{self, controller_of, desired, uid};
-use super::selector;
+use crate::selector;
 use crate::Error;
 use crate::runtime::Next;
 

@@ -100,7 +100,14 @@ pub fn scale_plan(
             .collect());
     }
     if !replicas::is_rolling_update(d) {
-        return Ok(Vec::new());
+        // Recreate with several active sets (a strategy switched mid-rollout): sizes
+        // stay for the rollout to settle, but the annotations are refreshed. Upstream
+        // leaves them stale, so the next pass is a "scaling event" again and the
+        // rollout never runs.
+        return Ok(active(old.iter().copied().chain(new_rs))
+            .into_iter()
+            .map(|rs| (name(rs).to_string(), spec_replicas(rs)))
+            .collect());
     }
     let surge = max_surge(d)?;
     let mut all = active(old.iter().copied().chain(new_rs));
@@ -409,6 +416,18 @@ mod tests {
             let plan = scale_plan(&d, Some(&new), &old).unwrap_or_default();
             assert_eq!(sizes(&plan), case.want, "{}", case.what);
         }
+    }
+
+    #[test]
+    fn recreate_with_several_active_sets_keeps_sizes() {
+        let mut d = rolling(6, json!(1), json!(0));
+        if let Some(strategy) = d.spec.strategy.as_mut() {
+            strategy.type_ = Some("Recreate".into());
+        }
+        let new = scaled_for(rs("new", 2, 2, 2), 4, 5);
+        let old = scaled_for(rs("old", 3, 3, 1), 4, 5);
+        let plan = scale_plan(&d, Some(&new), &[&old]).unwrap_or_default();
+        assert_eq!(sizes(&plan), [("old", 3), ("new", 2)]);
     }
 
     #[test]

@@ -12,41 +12,14 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::pods;
-use super::selector::Selector;
+use crate::claim::Claim;
+use crate::selector::Selector;
 use crate::Error;
 
-/// What to do with one pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
-    /// Ours and matching.
-    Keep,
-    /// A matching orphan: make it ours.
-    Adopt,
-    /// Ours but not matching any more: let it go.
-    Release,
-    /// Someone else's, or not for us.
-    Ignore,
-}
-
-/// Upstream's `ClaimObject`: a ReplicaSet being deleted neither adopts nor releases
-/// (the garbage collector is handling its pods).
+/// Upstream's `ClaimObject` for a pod of the ReplicaSet.
 pub fn classify(rs: &ReplicaSet, selector: &Selector, pod: &Pod) -> Claim {
     let matches = selector.matches(pod.metadata.labels.as_ref());
-    let rs_deleting = rs.metadata.deletion_timestamp.is_some();
-    if let Some(owner) = pods::controller_of(&pod.metadata) {
-        let ours = rs.metadata.uid.as_deref() == Some(owner.uid.as_str());
-        return match (ours, matches, rs_deleting) {
-            (false, _, _) => Claim::Ignore,
-            (true, true, _) => Claim::Keep,
-            (true, false, true) => Claim::Ignore,
-            (true, false, false) => Claim::Release,
-        };
-    }
-    let same_namespace = rs.metadata.namespace == pod.metadata.namespace;
-    if rs_deleting || !matches || pod.metadata.deletion_timestamp.is_some() || !same_namespace {
-        return Claim::Ignore;
-    }
-    Claim::Adopt
+    crate::claim::decide(&rs.metadata, &pod.metadata, matches)
 }
 
 /// The strategic-merge patch that makes the ReplicaSet the pod's controller. The

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::expectations::Expectations;
 use super::pods;
-use super::selector::Selector;
+use crate::selector::Selector;
 use crate::runtime::{Informer, ObjectKey, WorkQueue};
 
 /// What the handlers share with the controller.

@@ -17,7 +17,6 @@ mod expectations;
 mod handlers;
 mod pods;
 mod ranking;
-mod selector;
 mod status;
 
 use std::cmp::Ordering;
@@ -35,7 +34,7 @@ use crate::runtime::{Next, ObjectKey, Reconciler, WorkQueue};
 use crate::{Error, ignore_not_found};
 use expectations::Expectations;
 use handlers::Handlers;
-use selector::Selector;
+use crate::selector::Selector;
 use status::Observed;
 
 /// The most pods one reconcile creates or deletes (upstream's `BurstReplicas`).

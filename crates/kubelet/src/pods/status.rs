@@ -33,7 +33,16 @@ pub struct Observed<'a> {
     /// The kubelet is done with the pod (deleted and stopped): the phase is terminal.
     pub terminal: bool,
     pub now: &'a Time,
+    /// Probe results by container ID (containers with probes count as not ready or
+    /// not started until their probes say otherwise).
+    pub probes: Option<&'a super::probe::Results>,
+    /// Why containers wait to (re)start, by container name: (reason, message), e.g.
+    /// CrashLoopBackOff, ErrImagePull, ImagePullBackOff.
+    pub waiting: Option<&'a Waiting>,
 }
+
+/// Waiting reasons and messages by container name.
+pub type Waiting = std::collections::HashMap<String, (String, String)>;
 
 /// Whether the phase is one a pod never leaves.
 pub fn is_terminal_phase(phase: Option<&str>) -> bool {
@@ -113,7 +122,13 @@ fn phase(o: &Observed<'_>, init: &InitProgress, statuses: &[ApiContainerStatus])
                     failed += 1
                 }
             }
-            _ => waiting += 1,
+            // Waiting to restart after dying (CrashLoopBackOff): counts as stopped
+            // with its last exit, as upstream's getPhase does.
+            _ => match status.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
+                Some(t) if t.exit_code == 0 => succeeded += 1,
+                Some(_) => failed += 1,
+                None => waiting += 1,
+            },
         }
     }
     if o.terminal {
@@ -217,8 +232,14 @@ fn container_status(
         // Only a terminated earlier attempt is a "last state".
         s.terminated.is_some().then_some(s)
     });
+    let reason = o
+        .waiting
+        .and_then(|w| w.get(&container.name))
+        .filter(|_| !o.terminal);
     let Some(latest) = latest else {
-        let state = if o.terminal {
+        let state = if let Some((reason, message)) = reason {
+            waiting(reason, (!message.is_empty()).then_some(message.as_str()))
+        } else if o.terminal {
             // Never started, and now never will: upstream's wording.
             ApiState {
                 terminated: Some(ContainerStateTerminated {
@@ -247,13 +268,31 @@ fn container_status(
         };
     };
     let sidecar = init && is_sidecar(container);
+    let probed = o.probes.and_then(|p| p.get(&latest.id)).copied().unwrap_or_default();
     let (ready, started) = match &latest.state {
-        // Probes are not run yet: a running container counts as ready, as upstream
-        // does for containers without a readiness probe.
-        ContainerState::Running { .. } => (!init || sidecar, true),
+        // Without a startup probe a running container has started; without a
+        // readiness probe a started one is ready (upstream's defaults).
+        ContainerState::Running { .. } => {
+            let started = container.startup_probe.is_none() || probed.started == Some(true);
+            let ready_by_probe =
+                container.readiness_probe.is_none() || probed.ready == Some(true);
+            ((!init || sidecar) && started && ready_by_probe, started)
+        }
         ContainerState::Exited { exit_code, .. } => (init && !sidecar && *exit_code == 0, false),
         ContainerState::Created | ContainerState::Unknown => (false, false),
     };
+    let mut state = api_state(latest);
+    let mut last_state = last_state.unwrap_or_default();
+    // A dead container about to be restarted (or failing to be) waits, and what it
+    // died of becomes the last state (upstream's reason cache).
+    if let Some((reason, message)) =
+        reason.filter(|_| !matches!(latest.state, ContainerState::Running { .. }))
+    {
+        if state.terminated.is_some() {
+            last_state = state;
+        }
+        state = waiting(reason, (!message.is_empty()).then_some(message.as_str()));
+    }
     ApiContainerStatus {
         name: container.name.clone(),
         image,
@@ -262,8 +301,8 @@ fn container_status(
         ready,
         started: Some(started),
         restart_count: i32::try_from(latest.attempt).unwrap_or(i32::MAX),
-        state: Some(api_state(latest)),
-        last_state: Some(last_state.unwrap_or_default()),
+        state: Some(state),
+        last_state: Some(last_state),
         ..ApiContainerStatus::default()
     }
 }
@@ -559,6 +598,8 @@ mod tests {
             host_ip: "192.168.1.10",
             terminal: false,
             now,
+            probes: None,
+            waiting: None,
         }
     }
 

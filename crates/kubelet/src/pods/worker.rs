@@ -9,28 +9,36 @@
 //!   a bound pod until the kubelet does this), remove it from the runtime;
 //! - a pod gone from the API: remove it from the runtime and retire.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use kube::api::{Api, DeleteParams, Preconditions};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::status::{self, is_sidecar};
+use super::probe::Prober;
+use super::status::{self, Waiting, is_sidecar};
+use super::{env, volumes};
 use crate::metrics::Metrics;
 use crate::runtime::{
-    ContainerConfig, ContainerKind, ContainerState, RuntimeError, SandboxConfig, SandboxState,
+    ContainerConfig, ContainerKind, ContainerState, PullPolicy, Resources, RuntimeError,
+    SandboxConfig, SandboxState,
 };
 use crate::state::{NodeState, Shared};
 
 /// Resync while something is in progress (an init container running, a restart
 /// waiting out its back-off).
 const PROGRESS_RESYNC: Duration = Duration::from_secs(1);
-/// Upstream's container restart back-off: 10 s, doubling, at most 5 min.
+/// Upstream's container restart back-off: the first restart at once, then 10 s,
+/// doubling, at most 5 min; a container that ran 10 min starts the count afresh.
 const RESTART_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(300);
+const BACKOFF_RESET: Duration = Duration::from_secs(600);
+/// Image pull back-off: 10 s doubling to 5 min, as upstream's image manager.
+const PULL_BACKOFF: Duration = Duration::from_secs(10);
 /// The first retry after a failed sync; it doubles up to the resync period.
 const ERROR_BACKOFF: Duration = Duration::from_millis(500);
 /// Upstream's default terminationGracePeriodSeconds.
@@ -68,6 +76,19 @@ pub struct Worker {
     /// The object was deleted by this worker (after termination).
     deleted: bool,
     failures: u32,
+    /// The pod's probe tasks and their results.
+    prober: Prober,
+    /// Why containers wait, for the status (upstream's reason cache).
+    waiting: Waiting,
+    /// Failed image pulls by container name: how many, and when the last one was.
+    pull_failures: HashMap<String, (u32, Instant)>,
+}
+
+/// How a container start went, when it did not go through.
+enum StartOutcome {
+    Started,
+    /// It waits (a reason is recorded for the status); try again soon.
+    Waiting,
 }
 
 impl Worker {
@@ -85,12 +106,16 @@ impl Worker {
             last_sent: None,
             deleted: false,
             failures: 0,
+            prober: Prober::default(),
+            waiting: Waiting::new(),
+            pull_failures: HashMap::new(),
         }
     }
 
     /// Runs until the pod has left the API and the runtime.
     pub async fn run(mut self) {
         let mut cidr = self.node.pod_cidr.subscribe();
+        let probed = self.prober.changed();
         loop {
             let latest = self.pod.borrow_and_update().clone();
             let Some(pod) = latest else {
@@ -136,6 +161,7 @@ impl Worker {
                     }
                 }
                 Ok(()) = cidr.changed() => {}
+                () = probed.notified() => {}
                 () = tokio::time::sleep(next) => {}
             }
         }
@@ -168,7 +194,31 @@ impl Worker {
         }
     }
 
-    async fn cleanup(&self) {
+    /// The pod's container log directory (`DATA_DIR/logs/<ns>_<name>_<uid>`).
+    fn log_directory(&self, pod_namespace: &str, pod_name: &str) -> PathBuf {
+        self.shared
+            .config
+            .data_dir
+            .join("logs")
+            .join(format!("{pod_namespace}_{pod_name}_{}", self.uid))
+    }
+
+    /// Removes the pod's files: volumes and logs.
+    fn remove_files(&self) {
+        let data_dir = &self.shared.config.data_dir;
+        volumes::remove(data_dir, &self.uid);
+        let suffix = format!("_{}", self.uid);
+        if let Ok(entries) = std::fs::read_dir(data_dir.join("logs")) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().ends_with(&suffix) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+    }
+
+    async fn cleanup(&mut self) {
+        self.prober.stop_all();
         let runtime = &self.node.runtime;
         if let Err(e) = runtime.stop_pod(&self.uid, Duration::ZERO).await {
             tracing::debug!(uid = %self.uid, error = %e, "stopping a pod that is gone");
@@ -176,6 +226,7 @@ impl Worker {
         if let Err(e) = runtime.remove_pod(&self.uid).await {
             tracing::warn!(uid = %self.uid, error = %e, "removing a pod that is gone");
         }
+        self.remove_files();
     }
 
     async fn sync(&mut self, pod: &Pod) -> Result<Duration, SyncError> {
@@ -199,6 +250,8 @@ impl Worker {
             .pod_status(&self.uid)
             .await
             .map_err(Self::runtime_err(pod))?;
+        self.prober.sync(&runtime, pod, observed.as_ref());
+        let probes = self.prober.results();
         let host_ip = self.shared.node_ip.to_string();
         let now = crate::time::now();
         let status = status::build(&status::Observed {
@@ -207,6 +260,8 @@ impl Worker {
             host_ip: &host_ip,
             terminal: false,
             now: &now,
+            probes: Some(&probes),
+            waiting: Some(&self.waiting),
         });
         self.write_status(pod, &status).await?;
         Ok(if converged? {
@@ -217,7 +272,7 @@ impl Worker {
     }
 
     /// Makes the runtime match the spec; true while something is still under way.
-    async fn converge(&self, pod: &Pod) -> Result<bool, SyncError> {
+    async fn converge(&mut self, pod: &Pod) -> Result<bool, SyncError> {
         let runtime = self.node.runtime.clone();
         let err = Self::runtime_err(pod);
         let mut sandbox = self.sandbox_config(pod);
@@ -237,6 +292,8 @@ impl Worker {
         };
         let spec = pod.spec.clone().unwrap_or_default();
         let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+        // Volumes are prepared once per sync, before the first container start needs them.
+        let mut prepared: Option<HashMap<String, PathBuf>> = None;
 
         // Init containers, one at a time, in order.
         for container in spec.init_containers.iter().flatten() {
@@ -252,6 +309,7 @@ impl Worker {
                 Some((
                     ContainerState::Exited {
                         exit_code,
+                        started_at,
                         finished_at,
                         ..
                     },
@@ -261,7 +319,8 @@ impl Worker {
                         // The pod has failed; the status says so.
                         return Ok(false);
                     }
-                    if !backoff_over(*finished_at, attempt) {
+                    if let Some(left) = restart_backoff(*started_at, *finished_at, attempt) {
+                        self.crash_loop(pod, &container.name, left);
                         return Ok(true);
                     }
                     Some(attempt + 1)
@@ -277,11 +336,12 @@ impl Worker {
             } else {
                 ContainerKind::Init
             };
-            let config = container_config(container, kind, attempt);
-            runtime
-                .start_container(&sandbox_id, &sandbox, &config)
-                .await
-                .map_err(&err)?;
+            let outcome = self
+                .start(pod, &sandbox_id, &sandbox, container, kind, attempt, &mut prepared)
+                .await?;
+            if matches!(outcome, StartOutcome::Waiting) {
+                return Ok(true);
+            }
             // Go on only once it is done (a sidecar: once it runs).
             let after = runtime.pod_status(&self.uid).await.map_err(&err)?;
             let done = after
@@ -301,12 +361,15 @@ impl Worker {
         let state = runtime.pod_status(&self.uid).await.map_err(&err)?;
         let mut progressing = false;
         for container in &spec.containers {
-            let latest = state.as_ref().and_then(|s| s.container(&container.name).0);
-            let attempt = match latest.map(|c| (&c.state, c.attempt)) {
+            let latest = state
+                .as_ref()
+                .and_then(|s| s.container(&container.name).0.cloned());
+            let attempt = match latest.as_ref().map(|c| (&c.state, c.attempt)) {
                 None => 0,
                 Some((
                     ContainerState::Exited {
                         exit_code,
+                        started_at,
                         finished_at,
                         ..
                     },
@@ -318,9 +381,11 @@ impl Worker {
                         _ => true,
                     };
                     if !restart {
+                        self.waiting.remove(&container.name);
                         continue;
                     }
-                    if !backoff_over(*finished_at, attempt) {
+                    if let Some(left) = restart_backoff(*started_at, *finished_at, attempt) {
+                        self.crash_loop(pod, &container.name, left);
                         progressing = true;
                         continue;
                     }
@@ -328,13 +393,158 @@ impl Worker {
                 }
                 Some(_) => continue,
             };
-            let config = container_config(container, ContainerKind::App, attempt);
-            runtime
-                .start_container(&sandbox_id, &sandbox, &config)
-                .await
-                .map_err(&err)?;
+            let outcome = self
+                .start(
+                    pod,
+                    &sandbox_id,
+                    &sandbox,
+                    container,
+                    ContainerKind::App,
+                    attempt,
+                    &mut prepared,
+                )
+                .await?;
+            if matches!(outcome, StartOutcome::Waiting) {
+                progressing = true;
+            }
         }
         Ok(progressing)
+    }
+
+    /// Records that `container` waits out its restart back-off.
+    fn crash_loop(&mut self, pod: &Pod, container: &str, left: Duration) {
+        let backoff = left.as_secs().max(1);
+        self.waiting.insert(
+            container.to_string(),
+            (
+                "CrashLoopBackOff".into(),
+                format!(
+                    "back-off {backoff}s restarting failed container={container} pod={}_{}({})",
+                    pod.metadata.name.as_deref().unwrap_or(""),
+                    pod.metadata.namespace.as_deref().unwrap_or(""),
+                    self.uid
+                ),
+            ),
+        );
+    }
+
+    /// Starts one container: volumes, environment, image (with its pull back-off),
+    /// then the runtime. Failures that concern only this container are recorded as
+    /// its waiting reason; the rest fail the sync.
+    #[allow(clippy::too_many_arguments)]
+    async fn start(
+        &mut self,
+        pod: &Pod,
+        sandbox_id: &str,
+        sandbox: &SandboxConfig,
+        container: &Container,
+        kind: ContainerKind,
+        attempt: u32,
+        prepared: &mut Option<HashMap<String, PathBuf>>,
+    ) -> Result<StartOutcome, SyncError> {
+        let name = container.name.clone();
+        let image = container.image.clone().unwrap_or_default();
+        if let Some((failures, at)) = self.pull_failures.get(&name)
+            && at.elapsed() < pull_backoff(*failures)
+        {
+            self.waiting.insert(
+                name,
+                (
+                    "ImagePullBackOff".into(),
+                    format!("Back-off pulling image \"{image}\""),
+                ),
+            );
+            return Ok(StartOutcome::Waiting);
+        }
+        if prepared.is_none() {
+            match volumes::prepare(&self.shared.client, &self.shared.config.data_dir, pod).await
+            {
+                Ok(paths) => *prepared = Some(paths),
+                Err(e) => {
+                    // Upstream's FailedMount: the containers stay ContainerCreating.
+                    tracing::warn!(pod = %Self::name(pod), error = %e, "volumes not ready");
+                    self.waiting.remove(&name);
+                    return Ok(StartOutcome::Waiting);
+                }
+            }
+        }
+        let mounts = match prepared
+            .as_ref()
+            .map(|p| volumes::mounts(pod, container, p))
+            .unwrap_or_else(|| Ok(Vec::new()))
+        {
+            Ok(mounts) => mounts,
+            Err(e) => {
+                self.waiting
+                    .insert(name, ("CreateContainerConfigError".into(), e.to_string()));
+                return Ok(StartOutcome::Waiting);
+            }
+        };
+        let pod_ip = self
+            .node
+            .runtime
+            .pod_status(&self.uid)
+            .await
+            .map_err(Self::runtime_err(pod))?
+            .and_then(|s| s.sandbox.ip)
+            .map(|ip| ip.to_string());
+        let host_ip = self.shared.node_ip.to_string();
+        let facts = env::Facts {
+            pod_ip: pod_ip.as_deref(),
+            host_ip: &host_ip,
+        };
+        let resolved = match env::resolve(&self.shared.client, pod, container, &facts).await {
+            Ok(resolved) => resolved,
+            Err(e) => {
+                self.waiting
+                    .insert(name, ("CreateContainerConfigError".into(), e.to_string()));
+                return Ok(StartOutcome::Waiting);
+            }
+        };
+        let mut config = container_config(container, kind, attempt);
+        config.env = resolved.env;
+        config.command = resolved.command;
+        config.args = resolved.args;
+        config.mounts = mounts;
+        let result = self
+            .node
+            .runtime
+            .start_container(sandbox_id, sandbox, &config)
+            .await;
+        let reason = match result {
+            Ok(_) => {
+                self.waiting.remove(&name);
+                self.pull_failures.remove(&name);
+                return Ok(StartOutcome::Started);
+            }
+            Err(RuntimeError::ImagePull { image, message }) => {
+                let entry = self.pull_failures.entry(name.clone()).or_insert((0, Instant::now()));
+                entry.0 = entry.0.saturating_add(1);
+                entry.1 = Instant::now();
+                (
+                    "ErrImagePull",
+                    format!("failed to pull image \"{image}\": {message}"),
+                )
+            }
+            Err(e @ RuntimeError::ImageNeverPull { .. }) => {
+                ("ErrImageNeverPull", format!("Container image {e}"))
+            }
+            Err(RuntimeError::Failed { operation, message }) if operation == "CreateContainer" => {
+                ("CreateContainerError", message)
+            }
+            Err(RuntimeError::Failed { operation, message }) if operation == "StartContainer" => {
+                ("RunContainerError", message)
+            }
+            Err(source) => {
+                return Err(SyncError::Runtime {
+                    pod: Self::name(pod),
+                    source,
+                });
+            }
+        };
+        tracing::info!(pod = %Self::name(pod), container = %name, reason = reason.0, message = %reason.1, "container not started");
+        self.waiting.insert(name, (reason.0.to_string(), reason.1));
+        Ok(StartOutcome::Waiting)
     }
 
     fn sandbox_config(&self, pod: &Pod) -> SandboxConfig {
@@ -354,12 +564,7 @@ impl Worker {
             host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
             labels,
             annotations: pod.metadata.annotations.clone().unwrap_or_default(),
-            log_directory: self
-                .shared
-                .config
-                .data_dir
-                .join("pods")
-                .join(format!("{namespace}_{name}_{}", self.uid)),
+            log_directory: self.log_directory(&namespace, &name),
             namespace,
             name,
             attempt: 0,
@@ -372,6 +577,7 @@ impl Worker {
             // Waiting for the watch to report the object gone.
             return Ok(self.shared.config.sync_frequency);
         }
+        self.prober.stop_all();
         let runtime = self.node.runtime.clone();
         let grace = pod
             .metadata
@@ -399,6 +605,8 @@ impl Worker {
             host_ip: &host_ip,
             terminal: true,
             now: &now,
+            probes: None,
+            waiting: None,
         });
         self.write_status(pod, &status).await?;
 
@@ -429,6 +637,7 @@ impl Worker {
             .remove_pod(&self.uid)
             .await
             .map_err(Self::runtime_err(pod))?;
+        self.remove_files();
         tracing::debug!(pod = %Self::name(pod), "pod terminated and deleted");
         Ok(self.shared.config.sync_frequency)
     }
@@ -487,24 +696,65 @@ impl Worker {
     }
 }
 
-/// Whether a container that finished at `finished_at` after `attempt` restarts may
-/// start again (upstream's CrashLoopBackOff schedule).
-fn backoff_over(finished_at: SystemTime, attempt: u32) -> bool {
+/// How long a container that ran from `started_at` to `finished_at` in attempt
+/// `attempt` still waits before its restart (upstream's CrashLoopBackOff schedule);
+/// None when it may restart now.
+fn restart_backoff(started_at: SystemTime, finished_at: SystemTime, attempt: u32) -> Option<Duration> {
+    let ran = finished_at.duration_since(started_at).unwrap_or_default();
+    if attempt == 0 || ran >= BACKOFF_RESET {
+        return None;
+    }
     let backoff = RESTART_BACKOFF
-        .saturating_mul(1 << attempt.min(16))
+        .saturating_mul(1 << (attempt - 1).min(16))
         .min(MAX_RESTART_BACKOFF);
-    finished_at.elapsed().map_or(true, |e| e >= backoff)
+    // A clock that went backwards does not block restarts forever.
+    let elapsed = finished_at.elapsed().ok()?;
+    backoff.checked_sub(elapsed).filter(|left| !left.is_zero())
 }
 
+/// The image pull back-off after `failures` failed pulls.
+fn pull_backoff(failures: u32) -> Duration {
+    PULL_BACKOFF
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(MAX_RESTART_BACKOFF)
+}
+
+fn quantity<T>(
+    map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, crate::config::ConfigError>,
+) -> Option<T> {
+    map.and_then(|m| m.get(name)).and_then(|q| parse(&q.0).ok())
+}
+
+/// The CPU and memory the runtime enforces; requests default to limits (as the API
+/// defaults them).
+fn resources(container: &Container) -> Resources {
+    let r = container.resources.as_ref();
+    let limits = r.and_then(|r| r.limits.as_ref());
+    let requests = r.and_then(|r| r.requests.as_ref());
+    let cpu_limit = quantity(limits, "cpu", crate::config::parse_millicores);
+    Resources {
+        cpu_request_millis: quantity(requests, "cpu", crate::config::parse_millicores)
+            .or(cpu_limit),
+        cpu_limit_millis: cpu_limit,
+        memory_limit_bytes: quantity(limits, "memory", crate::config::parse_bytes)
+            .map(|b| u64::try_from(b).unwrap_or(u64::MAX)),
+    }
+}
+
+/// The runtime config of `container` with literal env only; [`Worker::start`] fills in
+/// the resolved environment and the mounts.
 fn container_config(container: &Container, kind: ContainerKind, attempt: u32) -> ContainerConfig {
+    let image = container.image.clone().unwrap_or_default();
     ContainerConfig {
         name: container.name.clone(),
-        image: container.image.clone().unwrap_or_default(),
+        pull_policy: PullPolicy::for_image(container.image_pull_policy.as_deref(), &image),
+        image,
         kind,
         attempt,
         command: container.command.clone().unwrap_or_default(),
         args: container.args.clone().unwrap_or_default(),
-        // Literal values only; valueFrom needs the API (comes with real runtimes).
         env: container
             .env
             .iter()
@@ -513,6 +763,8 @@ fn container_config(container: &Container, kind: ContainerKind, attempt: u32) ->
             .collect(),
         working_dir: container.working_dir.clone(),
         log_path: format!("{}/{attempt}.log", container.name).into(),
+        mounts: Vec::new(),
+        resources: resources(container),
     }
 }
 
@@ -523,13 +775,36 @@ mod tests {
     #[test]
     fn restart_backoff_grows_and_caps() {
         let now = SystemTime::now();
-        assert!(!backoff_over(now, 0));
-        assert!(backoff_over(now - Duration::from_secs(11), 0));
-        assert!(!backoff_over(now - Duration::from_secs(11), 1));
-        assert!(backoff_over(now - Duration::from_secs(21), 1));
-        assert!(backoff_over(now - Duration::from_secs(301), 20));
+        let ago = |s: u64| now - Duration::from_secs(s);
+        let waits = |finished: SystemTime, attempt| {
+            restart_backoff(finished - Duration::from_secs(1), finished, attempt).is_some()
+        };
+        // The first crash restarts at once.
+        assert!(!waits(now, 0));
+        assert!(waits(now, 1));
+        assert!(!waits(ago(11), 1));
+        assert!(waits(ago(11), 2));
+        assert!(!waits(ago(21), 2));
+        assert!(waits(ago(299), 20));
+        assert!(!waits(ago(301), 20));
         // A clock that went backwards does not block restarts forever.
-        assert!(backoff_over(now + Duration::from_secs(60), 0));
+        assert!(!waits(now + Duration::from_secs(60), 3));
+        // Ten minutes of running reset the count.
+        assert!(restart_backoff(ago(700), now, 5).is_none());
+        assert_eq!(pull_backoff(1), Duration::from_secs(10));
+        assert_eq!(pull_backoff(3), Duration::from_secs(40));
+    }
+
+    #[test]
+    fn resources_from_the_spec() {
+        let c: Container = serde_json::from_value(serde_json::json!({
+            "name": "app", "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}}
+        }))
+        .expect("container");
+        let r = resources(&c);
+        assert_eq!(r.cpu_limit_millis, Some(500));
+        assert_eq!(r.cpu_request_millis, Some(500));
+        assert_eq!(r.memory_limit_bytes, Some(64 << 20));
     }
 
     #[test]

@@ -15,8 +15,9 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 use super::{
-    ContainerConfig, ContainerKind, ContainerState, ContainerStatus, LogOptions, LogStream, PodRef,
-    PodStatus, Runtime, RuntimeError, RuntimeVersion, SandboxConfig, SandboxState, SandboxStatus,
+    ContainerConfig, ContainerKind, ContainerState, ContainerStatus, ExecResult, LogOptions,
+    LogStream, PodRef, PodStatus, Runtime, RuntimeError, RuntimeVersion, SandboxConfig,
+    SandboxState, SandboxStatus,
 };
 use crate::ipam::{Allocator, Cidr};
 
@@ -377,6 +378,48 @@ impl Runtime for FakeRuntime {
     ) -> BoxFuture<'a, Result<LogStream, RuntimeError>> {
         async move { self.logs(uid, container, options) }.boxed()
     }
+
+    fn exec_sync<'a>(
+        &'a self,
+        _container_id: &'a str,
+        _cmd: &'a [String],
+        _timeout: Duration,
+    ) -> BoxFuture<'a, Result<ExecResult, RuntimeError>> {
+        // Fake processes answer every probe command with success.
+        async move { Ok(ExecResult::default()) }.boxed()
+    }
+
+    fn stop_container<'a>(
+        &'a self,
+        container_id: &'a str,
+        _grace: Duration,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        async move {
+            let mut state = self.lock();
+            let now = SystemTime::now();
+            for pod in state.pods.values_mut() {
+                for c in &mut pod.containers {
+                    if let (true, ContainerState::Running { started_at }) =
+                        (c.id == container_id, &c.state)
+                    {
+                        // Killed: upstream's 137 (128 + SIGKILL).
+                        c.state = ContainerState::Exited {
+                            started_at: *started_at,
+                            finished_at: now,
+                            exit_code: 137,
+                            reason: "Error".into(),
+                            message: String::new(),
+                        };
+                        return Ok(());
+                    }
+                }
+            }
+            Err(RuntimeError::NotFound {
+                what: format!("container {container_id}"),
+            })
+        }
+        .boxed()
+    }
 }
 
 /// 64 hex digits, like a containerd id.
@@ -448,6 +491,9 @@ mod tests {
             env: vec![],
             working_dir: None,
             log_path: PathBuf::from(format!("{name}/0.log")),
+            pull_policy: super::super::PullPolicy::IfNotPresent,
+            mounts: vec![],
+            resources: super::super::Resources::default(),
         }
     }
 

@@ -9,6 +9,7 @@
 //! their own fake), so methods return boxed futures: the CRI backend lives in another
 //! crate, and a box per call is nothing next to a gRPC round trip.
 
+pub mod cri;
 pub mod fake;
 
 use std::collections::BTreeMap;
@@ -21,7 +22,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
-use crate::config::RuntimeKind;
+use crate::config::{KubeletConfig, RuntimeKind};
 
 /// Why a runtime call failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,12 @@ pub enum RuntimeError {
     /// Log options the runtime cannot serve (e.g. `previous` with no earlier attempt).
     #[error("{0}")]
     BadRequest(String),
+    /// The image could not be pulled (upstream's ErrImagePull).
+    #[error("failed to pull image {image:?}: {message}")]
+    ImagePull { image: String, message: String },
+    /// The image is absent and the pull policy is Never (ErrImageNeverPull).
+    #[error("container image {image:?} is not present with pull policy of Never")]
+    ImageNeverPull { image: String },
     /// A call failed.
     #[error("{operation}: {message}")]
     Failed { operation: String, message: String },
@@ -66,6 +73,58 @@ pub struct SandboxConfig {
     pub log_directory: PathBuf,
 }
 
+/// When the runtime pulls a container's image (the pod's imagePullPolicy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    #[default]
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    /// The policy of `image` under `policy` (the API's field), with upstream's default:
+    /// Always for `:latest` or untagged images, IfNotPresent otherwise.
+    pub fn for_image(policy: Option<&str>, image: &str) -> PullPolicy {
+        match policy {
+            Some("Always") => PullPolicy::Always,
+            Some("Never") => PullPolicy::Never,
+            Some("IfNotPresent") => PullPolicy::IfNotPresent,
+            _ => {
+                let name = image.split('@').next().unwrap_or(image);
+                let last = name.rsplit('/').next().unwrap_or(name);
+                if image.contains('@') {
+                    PullPolicy::IfNotPresent
+                } else {
+                    match last.split_once(':') {
+                        Some((_, "latest")) | None => PullPolicy::Always,
+                        Some(_) => PullPolicy::IfNotPresent,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A host directory or file bound into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub container_path: String,
+    pub host_path: PathBuf,
+    pub readonly: bool,
+}
+
+/// What of the container's resources the runtime enforces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// requests.cpu, for CPU shares.
+    pub cpu_request_millis: Option<u64>,
+    /// limits.cpu, for the CFS quota.
+    pub cpu_limit_millis: Option<u64>,
+    /// limits.memory.
+    pub memory_limit_bytes: Option<u64>,
+}
+
 /// Init or app container (ephemeral containers come later).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerKind {
@@ -87,6 +146,17 @@ pub struct ContainerConfig {
     pub working_dir: Option<String>,
     /// Relative to the sandbox's log directory: `<name>/<attempt>.log`.
     pub log_path: PathBuf,
+    pub pull_policy: PullPolicy,
+    pub mounts: Vec<Mount>,
+    pub resources: Resources,
+}
+
+/// What a command run in a container (an exec probe) gave.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecResult {
+    pub exit_code: i32,
+    /// stdout then stderr, for the probe's message.
+    pub output: Vec<u8>,
 }
 
 /// A sandbox's state, as CRI reports it.
@@ -225,14 +295,63 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
         container: &'a str,
         options: &'a LogOptions,
     ) -> BoxFuture<'a, Result<LogStream, RuntimeError>>;
+
+    /// Runs `cmd` in a running container (exec probes), for at most `timeout`.
+    fn exec_sync<'a>(
+        &'a self,
+        container_id: &'a str,
+        cmd: &'a [String],
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<ExecResult, RuntimeError>>;
+
+    /// Stops one container (a failed liveness probe): SIGTERM, SIGKILL after `grace`.
+    fn stop_container<'a>(
+        &'a self,
+        container_id: &'a str,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>>;
+
+    /// The kubelet is exiting: release what the runtime holds on the host (its own
+    /// containerd, network rules). Pods keep running.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
-/// The runtime for node `node` of kind `kind`.
-pub fn for_node(kind: &RuntimeKind, node: &str) -> Result<Arc<dyn Runtime>, RuntimeError> {
-    match kind {
+/// The runtime for node `node`, of the configured kind. The CRI runtime starts (or
+/// connects to) containerd, imports the image archives and sets up the host network.
+pub async fn for_node(
+    config: &KubeletConfig,
+    node: &str,
+) -> Result<Arc<dyn Runtime>, RuntimeError> {
+    match &config.runtime {
         RuntimeKind::Fake => Ok(Arc::new(fake::FakeRuntime::new(node))),
-        RuntimeKind::Cri { .. } => Err(RuntimeError::Unavailable(
-            "the CRI runtime is not available yet (use --runtime fake)".into(),
-        )),
+        RuntimeKind::Cri { endpoint } => {
+            let runtime = cri::CriRuntime::start(config, endpoint.as_deref()).await?;
+            Ok(Arc::new(runtime))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policy_defaults() {
+        let cases = [
+            (None, "busybox", PullPolicy::Always),
+            (None, "busybox:latest", PullPolicy::Always),
+            (None, "busybox:1.36", PullPolicy::IfNotPresent),
+            (None, "localhost:5000/app", PullPolicy::Always),
+            (None, "localhost:5000/app:v1", PullPolicy::IfNotPresent),
+            (None, "app@sha256:00", PullPolicy::IfNotPresent),
+            (Some("Never"), "busybox", PullPolicy::Never),
+            (Some("IfNotPresent"), "busybox", PullPolicy::IfNotPresent),
+            (Some("Always"), "busybox:1", PullPolicy::Always),
+        ];
+        for (policy, image, want) in cases {
+            assert_eq!(PullPolicy::for_image(policy, image), want, "{image}");
+        }
     }
 }
