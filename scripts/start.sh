@@ -4,10 +4,10 @@
 # it already runs, and sends examples/web.yaml to it with kubectl. Idempotent: running
 # it again reuses the running server and leaves the example in place.
 #
-# mast is being built bottom-up. Today the server is the API server: the example's
-# Deployment and Service are validated, defaulted, stored and served (kubectl get,
-# watch, scale, delete all work), but nothing runs them yet. The scheduler,
-# controllers and kubelet come next; `mast up` then replaces this script's server.
+# mast is being built bottom-up. Today the server is API server, scheduler and
+# controllers: the example's Deployment becomes a ReplicaSet and Pods, which wait for a
+# node (Pending) until the kubelet runs real containers; `mast up` then replaces this
+# script's server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,7 +47,7 @@ if kubectl get -f examples/web.yaml >/dev/null 2>&1; then
 else
     kubectl create -f examples/web.yaml
 fi
-kubectl get deployments,services -o wide
+kubectl get deployments,replicasets,pods,services -o wide
 cat <<MSG
 
 mast server is running. Try:

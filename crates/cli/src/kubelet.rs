@@ -136,6 +136,9 @@ fn hostname() -> String {
 pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
     let config = args.config();
     let name = args.node_name.clone().unwrap_or_else(hostname);
+    // The client first: a bad kubeconfig must fail before containerd is started and
+    // the host's network rules are touched.
+    let client = crate::scheduler::client(&args.kubeconfig).await?;
     let nodes = match args.hollow_nodes {
         Some(count) => {
             if config.runtime != RuntimeKind::Fake {
@@ -151,7 +154,6 @@ pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
             kubelet::runtime::for_node(&config, &name).await?,
         )],
     };
-    let client = crate::scheduler::client(&args.kubeconfig).await?;
     let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
     let exit_with_parent = args.exit_with_parent;
     let shutdown = async move {

@@ -4,7 +4,9 @@
 //! return, the taints go.
 //!
 //! The test plays both kubelets itself: Node objects, and their Leases in
-//! `kube-node-lease` renewed by a task until the test stops one of them.
+//! `kube-node-lease` renewed by a task until the test stops one of them. The
+//! controllers run as their own process, `mast controller-manager --kubeconfig`, with
+//! short settings.
 
 mod common;
 
@@ -35,7 +37,11 @@ where
             return value;
         }
         if Instant::now() > deadline {
-            server.fail(&format!("timed out waiting for {what}"));
+            let controllers = std::fs::read_to_string(server.dir().join("controller-manager.log"))
+                .unwrap_or_default();
+            server.fail(&format!(
+                "timed out waiting for {what}\n--- controller-manager log ---\n{controllers}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -57,6 +63,34 @@ async fn create_node(client: &kube::Client, name: &str) {
         .create(&PostParams::default(), &node)
         .await
         .expect("create the node");
+}
+
+/// A `mast controller-manager` process, killed on drop.
+struct ControllerManager(std::process::Child);
+
+impl ControllerManager {
+    fn start(server: &Server, extra_args: &[&str]) -> Self {
+        let log = std::fs::File::create(server.dir().join("controller-manager.log"))
+            .expect("controller-manager log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_mast"))
+            .arg("controller-manager")
+            .arg("--kubeconfig")
+            .arg(server.kubeconfig_path())
+            .args(extra_args)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn mast controller-manager");
+        ControllerManager(child)
+    }
+}
+
+impl Drop for ControllerManager {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn now() -> String {
@@ -118,17 +152,22 @@ fn node_of(pod: &Pod) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_node_is_tainted_and_its_pods_move_to_the_live_node() {
-    let server = Server::start_control_plane(
+    let server = Server::start_without_controllers(
         Backend::Sqlite,
+        &[
+            "--default-unreachable-toleration-seconds",
+            "1",
+            "--default-not-ready-toleration-seconds",
+            "1",
+        ],
+    );
+    let _controllers = ControllerManager::start(
+        &server,
         &[
             "--node-monitor-grace-period",
             "2s",
             "--node-startup-grace-period",
             "2s",
-            "--default-unreachable-toleration-seconds",
-            "1",
-            "--default-not-ready-toleration-seconds",
-            "1",
         ],
     );
     let client = server.client().await;

@@ -101,7 +101,14 @@ impl World {
             .args(["--node-name", node, "--runtime", "cri"])
             .arg("--data-dir")
             .arg(self.data_dir())
-            .args(["--port", "0", "--address", "127.0.0.1", "--node-ip", "127.0.0.1"])
+            .args([
+                "--port",
+                "0",
+                "--address",
+                "127.0.0.1",
+                "--node-ip",
+                "127.0.0.1",
+            ])
             .args(["--cgroup-root", &self.cgroup_root])
             .arg("--exit-with-parent")
             .env("RUST_LOG", "info,kubelet=debug")
@@ -366,10 +373,8 @@ where
 
 /// GET http://IP/ from the test (inside the namespace).
 fn http_get(ip: &str) -> anyhow::Result<String> {
-    let mut stream = std::net::TcpStream::connect_timeout(
-        &format!("{ip}:80").parse()?,
-        Duration::from_secs(2),
-    )?;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&format!("{ip}:80").parse()?, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         stream,
@@ -378,7 +383,10 @@ fn http_get(ip: &str) -> anyhow::Result<String> {
     let mut raw = String::new();
     stream.read_to_string(&mut raw)?;
     let (head, body) = raw.split_once("\r\n\r\n").context("no HTTP body")?;
-    ensure!(head.starts_with("HTTP/1.") && head.contains(" 200 "), "{head}");
+    ensure!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
     Ok(body.to_string())
 }
 
@@ -507,7 +515,10 @@ fn kubelet_runs_real_pods_through_cri() -> anyhow::Result<()> {
 async fn scenario(world: &mut World) -> anyhow::Result<()> {
     let images = world.data_dir().join("agent").join("images");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-images.sh");
-    run("bash", &[&script.to_string_lossy(), &images.to_string_lossy()])?;
+    run(
+        "bash",
+        &[&script.to_string_lossy(), &images.to_string_lossy()],
+    )?;
 
     let server = Server::start_control_plane(Backend::Sqlite, &[]);
     let client = server.client().await;
@@ -527,14 +538,20 @@ async fn scenario(world: &mut World) -> anyhow::Result<()> {
         }))
     })
     .await?;
-    eprintln!("timing: kubelet start to node Ready {:?}", started.elapsed());
+    eprintln!(
+        "timing: kubelet start to node Ready {:?}",
+        started.elapsed()
+    );
     let runtime_version = node
         .status
         .as_ref()
         .and_then(|s| s.node_info.as_ref())
         .map(|i| i.container_runtime_version.clone())
         .unwrap_or_default();
-    ensure!(runtime_version.starts_with("containerd://"), "{runtime_version}");
+    ensure!(
+        runtime_version.starts_with("containerd://"),
+        "{runtime_version}"
+    );
     let kubelet_port = node
         .status
         .as_ref()
@@ -631,7 +648,10 @@ async fn scenario(world: &mut World) -> anyhow::Result<()> {
 
     // Logs: through the API server's pods/log proxy (kubectl), else the kubelet itself.
     let first = web_pods[0].metadata.name.clone().unwrap_or_default();
-    let want = format!("serving {first} on {}", pod_ip(&web_pods[0]).unwrap_or_default());
+    let want = format!(
+        "serving {first} on {}",
+        pod_ip(&web_pods[0]).unwrap_or_default()
+    );
     let kubectl = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(server.kubeconfig_path())
@@ -655,8 +675,15 @@ async fn scenario(world: &mut World) -> anyhow::Result<()> {
         b"",
     )?;
     let text = direct.text();
-    ensure!(direct.status == 200 && text.contains(&want), "{}: {text}", direct.status);
-    ensure!(text.lines().count() == 1 && text.contains("Z serving"), "{text}");
+    ensure!(
+        direct.status == 200 && text.contains(&want),
+        "{}: {text}",
+        direct.status
+    );
+    ensure!(
+        text.lines().count() == 1 && text.contains("Z serving"),
+        "{text}"
+    );
 
     // The memory limit is in the container's cgroup.
     let web_id = first_container(&web_pods[0])
@@ -755,7 +782,11 @@ async fn scenario(world: &mut World) -> anyhow::Result<()> {
     .await?;
     wait_for("ErrImagePull", DEADLINE, || async {
         let p = get("absent").await?;
-        Ok(matches!(waiting_reason(&p), Some("ErrImagePull" | "ImagePullBackOff")).then_some(()))
+        Ok(matches!(
+            waiting_reason(&p),
+            Some("ErrImagePull" | "ImagePullBackOff")
+        )
+        .then_some(()))
     })
     .await?;
     wait_for("ErrImageNeverPull", DEADLINE, || async {
@@ -771,16 +802,26 @@ async fn scenario(world: &mut World) -> anyhow::Result<()> {
     })
     .await?;
     let uid = graceful.metadata.uid.clone().unwrap_or_default();
-    ensure!(containers_of(&cri, &uid).await? == 1, "graceful has no container");
+    ensure!(
+        containers_of(&cri, &uid).await? == 1,
+        "graceful has no container"
+    );
     let deleted = Instant::now();
     pods.delete("graceful", &DeleteParams::default()).await?;
-    wait_for("graceful pod's containers gone", Duration::from_secs(10), || async {
-        Ok((containers_of(&cri, &uid).await? == 0
-            && !sandboxes_by_uid(&cri).await?.contains_key(&uid))
-        .then_some(()))
-    })
+    wait_for(
+        "graceful pod's containers gone",
+        Duration::from_secs(10),
+        || async {
+            Ok((containers_of(&cri, &uid).await? == 0
+                && !sandboxes_by_uid(&cri).await?.contains_key(&uid))
+            .then_some(()))
+        },
+    )
     .await?;
-    eprintln!("timing: delete to containers and sandbox gone {:?}", deleted.elapsed());
+    eprintln!(
+        "timing: delete to containers and sandbox gone {:?}",
+        deleted.elapsed()
+    );
     wait_for("graceful pod object gone", DEADLINE, || async {
         Ok(pods.get_opt("graceful").await?.is_none().then_some(()))
     })
@@ -812,7 +853,10 @@ async fn scenario(world: &mut World) -> anyhow::Result<()> {
         Ok(pods.get_opt("liveness").await?.is_none().then_some(()))
     })
     .await?;
-    ensure!(before.contains_key(&orphan_uid), "orphan not in the runtime");
+    ensure!(
+        before.contains_key(&orphan_uid),
+        "orphan not in the runtime"
+    );
     let restarted = Instant::now();
     world.start_kubelet(&server, &node_name)?;
     wait_for("the orphan removed", DEADLINE, || async {
@@ -821,7 +865,10 @@ async fn scenario(world: &mut World) -> anyhow::Result<()> {
             .then_some(()))
     })
     .await?;
-    eprintln!("timing: kubelet restart to orphan removed {:?}", restarted.elapsed());
+    eprintln!(
+        "timing: kubelet restart to orphan removed {:?}",
+        restarted.elapsed()
+    );
     // Let the new kubelet write statuses once, then compare.
     let after_ids = wait_for("web pods adopted", DEADLINE, || async {
         let list = pods.list(&web).await?;
@@ -834,12 +881,22 @@ async fn scenario(world: &mut World) -> anyhow::Result<()> {
         Ok((ids.len() == 3).then_some(ids))
     })
     .await?;
-    ensure!(after_ids == web_ids, "containers recreated: {web_ids:?} -> {after_ids:?}");
+    ensure!(
+        after_ids == web_ids,
+        "containers recreated: {web_ids:?} -> {after_ids:?}"
+    );
     let after = sandboxes_by_uid(&cri).await?;
     for pod in pods.list(&web).await?.items {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        ensure!(after.get(&uid) == Some(&1), "sandboxes of {uid}: {:?}", after.get(&uid));
-        ensure!(containers_of(&cri, &uid).await? == 1, "duplicate containers of {uid}");
+        ensure!(
+            after.get(&uid) == Some(&1),
+            "sandboxes of {uid}: {:?}",
+            after.get(&uid)
+        );
+        ensure!(
+            containers_of(&cri, &uid).await? == 1,
+            "duplicate containers of {uid}"
+        );
         let ip = pod_ip(&pod).unwrap_or_default();
         let page = http_get(&ip)?;
         assert_eq!(Some(page.trim()), pod.metadata.name.as_deref());
@@ -869,7 +926,10 @@ async fn scenario(world: &mut World) -> anyhow::Result<()> {
         ensure!(exited.success(), "kubelet exited with {exited}");
     }
     let tables = run("nft", &["list", "tables"])?;
-    ensure!(!tables.contains("mast-kubelet"), "nftables table left: {tables}");
+    ensure!(
+        !tables.contains("mast-kubelet"),
+        "nftables table left: {tables}"
+    );
     let routes = run("ip", &["route", "show", "type", "blackhole"])?;
     ensure!(routes.trim().is_empty(), "blackhole routes left: {routes}");
     let config = world.data_dir().join("containerd").join("config.toml");

@@ -638,7 +638,7 @@ async fn a_thousand_hollow_nodes_register_and_heartbeat() {
 }
 
 #[test]
-fn the_cri_runtime_is_refused_with_one_line() {
+fn a_bad_kubeconfig_fails_with_one_line_before_the_cri_runtime_starts() {
     let output = Command::new(env!("CARGO_BIN_EXE_mast"))
         .args([
             "kubelet",
@@ -653,9 +653,11 @@ fn the_cri_runtime_is_refused_with_one_line() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
-    assert_eq!(
-        errors,
-        ["error: the CRI runtime is not available yet (use --runtime fake)"],
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].starts_with("error: reading the kubeconfig /nonexistent"),
         "{stderr}"
     );
+    // Nothing of the runtime was started (containerd logs its start at info).
+    assert!(!stderr.contains("containerd ready"), "{stderr}");
 }

@@ -96,7 +96,12 @@ mod tests {
         for bad in [
             labels(&[("app", "db"), ("tier", "a"), ("env", "x")]),
             labels(&[("app", "web"), ("tier", "c"), ("env", "x")]),
-            labels(&[("app", "web"), ("tier", "a"), ("env", "x"), ("track", "canary")]),
+            labels(&[
+                ("app", "web"),
+                ("tier", "a"),
+                ("env", "x"),
+                ("track", "canary"),
+            ]),
             labels(&[("app", "web"), ("tier", "a")]),
             labels(&[("app", "web"), ("tier", "a"), ("env", "x"), ("legacy", "1")]),
         ] {
@@ -118,7 +123,11 @@ mod tests {
 
     #[test]
     fn with_label_adds_a_requirement() {
-        let s = with_label(&selector(json!({"matchLabels": {"app": "web"}})), "hash", "abc");
+        let s = with_label(
+            &selector(json!({"matchLabels": {"app": "web"}})),
+            "hash",
+            "abc",
+        );
         assert_eq!(matches(&s, Some(&labels(&[("app", "web")]))), Ok(false));
         assert_eq!(
             matches(&s, Some(&labels(&[("app", "web"), ("hash", "abc")]))),

@@ -556,7 +556,11 @@ fn stale_pids(config: &Path) -> Vec<u32> {
     let config = config.as_os_str().as_encoded_bytes();
     let mut pids = Vec::new();
     for entry in procs.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
@@ -564,7 +568,9 @@ fn stale_pids(config: &Path) -> Vec<u32> {
         };
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
         let is_containerd = args.first().is_some_and(|a| a.ends_with(b"containerd"));
-        let ours = args.windows(2).any(|w| w[0] == b"--config" && w[1] == config);
+        let ours = args
+            .windows(2)
+            .any(|w| w[0] == b"--config" && w[1] == config);
         if is_containerd && ours && pid != std::process::id() {
             pids.push(pid);
         }

@@ -121,6 +121,7 @@ pub async fn run(
     let (synced, synced_rx) = watch::channel(false);
     tasks.spawn(crate::pods::watch_pods(shared.clone(), synced));
     tasks.spawn(crate::pods::housekeeping(shared.clone(), synced_rx));
+    tasks.spawn(crate::pods::pleg(shared.clone()));
 
     let serve = axum::serve(listener, crate::server::router(shared.clone()));
     // Not a graceful stop: a followed log would hold it open.

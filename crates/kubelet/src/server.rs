@@ -170,6 +170,9 @@ mod tests {
             env: vec![],
             working_dir: None,
             log_path: "app/0.log".into(),
+            pull_policy: crate::runtime::PullPolicy::IfNotPresent,
+            mounts: vec![],
+            resources: crate::runtime::Resources::default(),
         };
         runtime
             .start_container(&id, &sandbox, &container)

@@ -102,6 +102,12 @@ impl Server {
         Self::launch("server", backend, &[], true, false)
     }
 
+    /// Starts `mast server` with its scheduler and `extra_args`, leaving the controllers
+    /// to a separate `mast controller-manager`.
+    pub fn start_without_controllers(backend: Backend, extra_args: &[&str]) -> Self {
+        Self::launch("server", backend, extra_args, true, false)
+    }
+
     /// Starts `mast server` as users run it: API server, scheduler and controllers.
     pub fn start_control_plane(backend: Backend, extra_args: &[&str]) -> Self {
         Self::launch("server", backend, extra_args, true, true)

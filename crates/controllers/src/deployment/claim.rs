@@ -9,9 +9,9 @@ use serde_json::json;
 
 use super::DeploymentController;
 use super::replicas::{name, uid};
+use crate::Error;
 use crate::claim::Claim;
 use crate::selector;
-use crate::Error;
 
 /// Upstream's `ClaimObject` for a ReplicaSet of the Deployment.
 pub fn decide(d: &Deployment, rs: &ReplicaSet, matches: bool) -> Claim {

@@ -10,9 +10,9 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::replicas::{controller_of, strategy_type};
-use crate::selector;
 use crate::context::Context;
 use crate::runtime::{Informer, ObjectKey, WorkQueue};
+use crate::selector;
 
 /// Registers the Deployment controller's handlers on the shared informers.
 pub fn register(ctx: &Context, queue: &WorkQueue<ObjectKey>) {

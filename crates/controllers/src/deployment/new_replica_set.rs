@@ -18,9 +18,9 @@ use super::progress::{
 use super::replicas::{by_creation, controller_of, desired, name, spec_replicas, uid};
 use super::revision::{self, set_deployment_revision, set_new_replica_set_annotations};
 use super::rolling::{max_surge, new_rs_new_replicas};
-use crate::selector;
 use crate::Error;
 use crate::events::EventType;
+use crate::selector;
 
 /// The oldest ReplicaSet whose template is the Deployment's (`FindNewReplicaSet`).
 pub fn find_new<'a>(d: &Deployment, rss: &'a [ReplicaSet]) -> Option<&'a ReplicaSet> {

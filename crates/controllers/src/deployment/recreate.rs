@@ -11,9 +11,9 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::DeploymentController;
 use super::replicas::{self, controller_of, desired, uid};
-use crate::selector;
 use crate::Error;
 use crate::runtime::Next;
+use crate::selector;
 
 /// Pods by the uid of the ReplicaSet (of `rss`) controlling them.
 pub type PodMap = HashMap<String, Vec<Arc<Pod>>>;

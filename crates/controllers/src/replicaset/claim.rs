@@ -12,9 +12,9 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::pods;
+use crate::Error;
 use crate::claim::Claim;
 use crate::selector::Selector;
-use crate::Error;
 
 /// Upstream's `ClaimObject` for a pod of the ReplicaSet.
 pub fn classify(rs: &ReplicaSet, selector: &Selector, pod: &Pod) -> Claim {

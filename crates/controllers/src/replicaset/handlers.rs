@@ -11,8 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::expectations::Expectations;
 use super::pods;
-use crate::selector::Selector;
 use crate::runtime::{Informer, ObjectKey, WorkQueue};
+use crate::selector::Selector;
 
 /// What the handlers share with the controller.
 #[derive(Debug, Clone)]

@@ -31,10 +31,10 @@ use kube::api::{Api, DeleteParams, PostParams};
 use crate::context::Context;
 use crate::events::EventType;
 use crate::runtime::{Next, ObjectKey, Reconciler, WorkQueue};
+use crate::selector::Selector;
 use crate::{Error, ignore_not_found};
 use expectations::Expectations;
 use handlers::Handlers;
-use crate::selector::Selector;
 use status::Observed;
 
 /// The most pods one reconcile creates or deletes (upstream's `BurstReplicas`).

@@ -121,11 +121,21 @@ pub fn field(pod: &Pod, facts: &Facts<'_>, path: &str) -> Result<String, EnvErro
 
 /// A `resourceFieldRef` value: limits fall back to the node's capacity upstream; here
 /// an unset limit reads as 0 (no limit known), a set one in the divisor's units.
-fn resource(container: &Container, resource: &str, divisor: Option<&str>) -> Result<String, EnvError> {
+fn resource(
+    container: &Container,
+    resource: &str,
+    divisor: Option<&str>,
+) -> Result<String, EnvError> {
     let resources = container.resources.as_ref();
     let get = |limits: bool, name: &str| {
         resources
-            .and_then(|r| if limits { r.limits.as_ref() } else { r.requests.as_ref() })
+            .and_then(|r| {
+                if limits {
+                    r.limits.as_ref()
+                } else {
+                    r.requests.as_ref()
+                }
+            })
             .and_then(|m| m.get(name))
             .map(|q| q.0.clone())
     };
@@ -168,7 +178,10 @@ struct Sources<'a> {
 }
 
 impl Sources<'_> {
-    async fn config_map(&mut self, name: &str) -> Result<Option<&BTreeMap<String, String>>, EnvError> {
+    async fn config_map(
+        &mut self,
+        name: &str,
+    ) -> Result<Option<&BTreeMap<String, String>>, EnvError> {
         if !self.config_maps.contains_key(name) {
             let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), self.namespace);
             let found = api.get_opt(name).await.map_err(|e| EnvError::Api {
@@ -384,7 +397,10 @@ mod tests {
         .expect("container");
         assert_eq!(resource(&c, "limits.cpu", None).as_deref(), Ok("1"));
         assert_eq!(resource(&c, "limits.cpu", Some("1m")).as_deref(), Ok("500"));
-        assert_eq!(resource(&c, "limits.memory", Some("1Mi")).as_deref(), Ok("64"));
+        assert_eq!(
+            resource(&c, "limits.memory", Some("1Mi")).as_deref(),
+            Ok("64")
+        );
         assert!(resource(&c, "limits.gpu", None).is_err());
     }
 }

@@ -12,7 +12,7 @@ pub mod status;
 pub mod volumes;
 pub mod worker;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -105,6 +105,54 @@ fn forget_unlisted(shared: &Shared, seen: &HashSet<String>) {
             if !seen.contains(uid) {
                 sender.send_replace(None);
             }
+        }
+    }
+}
+
+/// How often the pod lifecycle event generator relists the runtime (upstream's 1 s).
+const RELIST_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The pod lifecycle event generator: relists every node's runtime each second and
+/// wakes the workers of pods whose containers or sandboxes appeared, went or changed
+/// state (a container that exited on its own is only seen this way).
+pub async fn pleg(shared: Arc<Shared>) {
+    let mut previous: Vec<HashMap<String, (String, i32)>> =
+        vec![HashMap::new(); shared.nodes.len()];
+    loop {
+        tokio::time::sleep(RELIST_PERIOD).await;
+        for (node, seen) in shared.nodes.iter().zip(previous.iter_mut()) {
+            let entries = match node.runtime.relist().await {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::debug!(node = %node.name, error = %e, "relist");
+                    continue;
+                }
+            };
+            let current: HashMap<String, (String, i32)> = entries
+                .into_iter()
+                .map(|e| (e.id, (e.uid, e.state)))
+                .collect();
+            let mut changed: HashSet<&str> = HashSet::new();
+            for (id, (uid, state)) in &current {
+                if seen.get(id).is_none_or(|(_, old)| old != state) {
+                    changed.insert(uid);
+                }
+            }
+            for (id, (uid, _)) in seen.iter() {
+                if !current.contains_key(id) {
+                    changed.insert(uid);
+                }
+            }
+            if !changed.is_empty() {
+                let workers = node.workers();
+                for uid in changed {
+                    if let Some(sender) = workers.get(uid) {
+                        // Same object, new notification: the worker syncs now.
+                        sender.send_modify(|_| {});
+                    }
+                }
+            }
+            *seen = current;
         }
     }
 }

@@ -81,7 +81,10 @@ impl Prober {
 
     /// The results so far.
     pub fn results(&self) -> Results {
-        self.results.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn stop_all(&mut self) {
@@ -132,8 +135,10 @@ impl Prober {
             }
         }
         // Containers that went: their tasks and results.
-        let keep: Vec<(String, ProbeKind)> =
-            wanted.iter().map(|(id, kind, ..)| (id.clone(), *kind)).collect();
+        let keep: Vec<(String, ProbeKind)> = wanted
+            .iter()
+            .map(|(id, kind, ..)| (id.clone(), *kind))
+            .collect();
         self.tasks.retain(|key, task| {
             let stay = keep.contains(key);
             if !stay {
@@ -314,7 +319,9 @@ impl ProbeWorker {
 
     fn host(&self, host: Option<&str>) -> Result<IpAddr, String> {
         match host.filter(|h| !h.is_empty()) {
-            Some(h) => h.parse().map_err(|_| format!("host {h:?} is not an IP address")),
+            Some(h) => h
+                .parse()
+                .map_err(|_| format!("host {h:?} is not an IP address")),
             None => self.ip.ok_or_else(|| "the pod has no IP".to_string()),
         }
     }
@@ -343,7 +350,11 @@ fn port(container: &Container, port: &IntOrString) -> Result<u16, String> {
 
 /// The HTTP request an httpGet probe sends.
 fn http_request(host: IpAddr, port: u16, action: &HTTPGetAction) -> String {
-    let path = action.path.as_deref().filter(|p| !p.is_empty()).unwrap_or("/");
+    let path = action
+        .path
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .unwrap_or("/");
     let path = if path.starts_with('/') {
         path.to_string()
     } else {
@@ -462,7 +473,9 @@ mod tests {
 
     #[tokio::test]
     async fn http_probes_against_a_socket() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let port = listener.local_addr().expect("addr").port();
         tokio::spawn(async move {
             for answer in ["HTTP/1.1 200 OK\r\n\r\n", "HTTP/1.1 500 Oops\r\n\r\n"] {

@@ -124,7 +124,11 @@ fn phase(o: &Observed<'_>, init: &InitProgress, statuses: &[ApiContainerStatus])
             }
             // Waiting to restart after dying (CrashLoopBackOff): counts as stopped
             // with its last exit, as upstream's getPhase does.
-            _ => match status.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
+            _ => match status
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+            {
                 Some(t) if t.exit_code == 0 => succeeded += 1,
                 Some(_) => failed += 1,
                 None => waiting += 1,
@@ -268,14 +272,17 @@ fn container_status(
         };
     };
     let sidecar = init && is_sidecar(container);
-    let probed = o.probes.and_then(|p| p.get(&latest.id)).copied().unwrap_or_default();
+    let probed = o
+        .probes
+        .and_then(|p| p.get(&latest.id))
+        .copied()
+        .unwrap_or_default();
     let (ready, started) = match &latest.state {
         // Without a startup probe a running container has started; without a
         // readiness probe a started one is ready (upstream's defaults).
         ContainerState::Running { .. } => {
             let started = container.startup_probe.is_none() || probed.started == Some(true);
-            let ready_by_probe =
-                container.readiness_probe.is_none() || probed.ready == Some(true);
+            let ready_by_probe = container.readiness_probe.is_none() || probed.ready == Some(true);
             ((!init || sidecar) && started && ready_by_probe, started)
         }
         ContainerState::Exited { exit_code, .. } => (init && !sidecar && *exit_code == 0, false),

@@ -101,7 +101,9 @@ fn write_files(
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let listed = files.keys().any(|k| k == &name || k.starts_with(&format!("{name}/")));
+            let listed = files
+                .keys()
+                .any(|k| k == &name || k.starts_with(&format!("{name}/")));
             if !listed && entry.file_type().is_ok_and(|t| t.is_file()) {
                 let _ = std::fs::remove_file(entry.path());
             }
@@ -188,13 +190,11 @@ pub async fn prepare(
                 Some("DirectoryOrCreate") => {
                     std::fs::create_dir_all(&path).map_err(io(&path))?;
                 }
-                Some("FileOrCreate") => {
-                    if !path.exists() {
-                        if let Some(parent) = path.parent() {
-                            std::fs::create_dir_all(parent).map_err(io(parent))?;
-                        }
-                        std::fs::write(&path, b"").map_err(io(&path))?;
+                Some("FileOrCreate") if !path.exists() => {
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent).map_err(io(parent))?;
                     }
+                    std::fs::write(&path, b"").map_err(io(&path))?;
                 }
                 Some("Directory") if !path.is_dir() => {
                     return Err(source_err(format!("{} is not a directory", host.path)));
@@ -219,15 +219,17 @@ pub async fn prepare(
                         .into_iter()
                         .map(|(k, v)| (k, v.into_bytes()))
                         .collect();
-                    data.extend(cm.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
+                    data.extend(
+                        cm.binary_data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, v.0)),
+                    );
                     data
                 }
                 None if source.optional == Some(true) => BTreeMap::new(),
                 None => {
-                    return Err(source_err(format!(
-                        "configmap {:?} not found",
-                        source.name
-                    )));
+                    return Err(source_err(format!("configmap {:?} not found", source.name)));
                 }
             };
             let dir = volumes_dir.join("kubernetes.io~configmap").join(name);
@@ -347,14 +349,14 @@ mod tests {
         let items = [KeyToPath {
             key: "b".into(),
             path: "dir/b.conf".into(),
-            mode: None,
+            ..KeyToPath::default()
         }];
         let some = projected("v", data.clone(), Some(&items), None).expect("items");
         assert_eq!(some.keys().collect::<Vec<_>>(), ["dir/b.conf"]);
         let missing = [KeyToPath {
             key: "zz".into(),
             path: "z".into(),
-            mode: None,
+            ..KeyToPath::default()
         }];
         assert!(projected("v", data, Some(&missing), None).is_err());
     }

@@ -337,7 +337,15 @@ impl Worker {
                 ContainerKind::Init
             };
             let outcome = self
-                .start(pod, &sandbox_id, &sandbox, container, kind, attempt, &mut prepared)
+                .start(
+                    pod,
+                    &sandbox_id,
+                    &sandbox,
+                    container,
+                    kind,
+                    attempt,
+                    &mut prepared,
+                )
                 .await?;
             if matches!(outcome, StartOutcome::Waiting) {
                 return Ok(true);
@@ -447,6 +455,14 @@ impl Worker {
         if let Some((failures, at)) = self.pull_failures.get(&name)
             && at.elapsed() < pull_backoff(*failures)
         {
+            if self
+                .waiting
+                .get(&name)
+                .is_some_and(|(reason, _)| reason == "ErrImageNeverPull")
+            {
+                // Nothing to pull: the reason stays what it is.
+                return Ok(StartOutcome::Waiting);
+            }
             self.waiting.insert(
                 name,
                 (
@@ -457,8 +473,7 @@ impl Worker {
             return Ok(StartOutcome::Waiting);
         }
         if prepared.is_none() {
-            match volumes::prepare(&self.shared.client, &self.shared.config.data_dir, pod).await
-            {
+            match volumes::prepare(&self.shared.client, &self.shared.config.data_dir, pod).await {
                 Ok(paths) => *prepared = Some(paths),
                 Err(e) => {
                     // Upstream's FailedMount: the containers stay ContainerCreating.
@@ -518,7 +533,10 @@ impl Worker {
                 return Ok(StartOutcome::Started);
             }
             Err(RuntimeError::ImagePull { image, message }) => {
-                let entry = self.pull_failures.entry(name.clone()).or_insert((0, Instant::now()));
+                let entry = self
+                    .pull_failures
+                    .entry(name.clone())
+                    .or_insert((0, Instant::now()));
                 entry.0 = entry.0.saturating_add(1);
                 entry.1 = Instant::now();
                 (
@@ -526,8 +544,19 @@ impl Worker {
                     format!("failed to pull image \"{image}\": {message}"),
                 )
             }
-            Err(e @ RuntimeError::ImageNeverPull { .. }) => {
-                ("ErrImageNeverPull", format!("Container image {e}"))
+            Err(RuntimeError::ImageNeverPull { image }) => {
+                // Retried on the pull back-off's schedule, as a failed pull is.
+                let entry = self
+                    .pull_failures
+                    .entry(name.clone())
+                    .or_insert((0, Instant::now()));
+                entry.0 = entry.0.saturating_add(1);
+                entry.1 = Instant::now();
+                (
+                    "ErrImageNeverPull",
+                    // Upstream's wording, which users grep for.
+                    format!("Container image \"{image}\" is not present with pull policy of Never"),
+                )
             }
             Err(RuntimeError::Failed { operation, message }) if operation == "CreateContainer" => {
                 ("CreateContainerError", message)
@@ -699,7 +728,11 @@ impl Worker {
 /// How long a container that ran from `started_at` to `finished_at` in attempt
 /// `attempt` still waits before its restart (upstream's CrashLoopBackOff schedule);
 /// None when it may restart now.
-fn restart_backoff(started_at: SystemTime, finished_at: SystemTime, attempt: u32) -> Option<Duration> {
+fn restart_backoff(
+    started_at: SystemTime,
+    finished_at: SystemTime,
+    attempt: u32,
+) -> Option<Duration> {
     let ran = finished_at.duration_since(started_at).unwrap_or_default();
     if attempt == 0 || ran >= BACKOFF_RESET {
         return None;

@@ -233,6 +233,15 @@ pub struct PodRef {
     pub name: String,
 }
 
+/// One container in a relist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelistEntry {
+    pub uid: String,
+    pub id: String,
+    /// The runtime's state, compared between relists only.
+    pub state: i32,
+}
+
 /// The query of `/containerLogs`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogOptions {
@@ -310,6 +319,13 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
         container_id: &'a str,
         grace: Duration,
     ) -> BoxFuture<'a, Result<(), RuntimeError>>;
+
+    /// Every container's pod UID, id and state, for the pod lifecycle event generator
+    /// (a relist every second tells workers their containers changed, e.g. exited).
+    /// Runtimes whose containers only change when the kubelet acts return nothing.
+    fn relist(&self) -> BoxFuture<'_, Result<Vec<RelistEntry>, RuntimeError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 
     /// The kubelet is exiting: release what the runtime holds on the host (its own
     /// containerd, network rules). Pods keep running.

@@ -145,7 +145,13 @@ mod tests {
     #[test]
     fn cidrs_are_checked() {
         assert!(HostNetwork::new("10.42.0.0/16", "10.43.0.0/16").is_ok());
-        for bad in ["10.42.0.0", "10.42.0.0/33", "fd00::/64", "x/8", "10.42.0.0/16; drop"] {
+        for bad in [
+            "10.42.0.0",
+            "10.42.0.0/33",
+            "fd00::/64",
+            "x/8",
+            "10.42.0.0/16; drop",
+        ] {
             assert!(HostNetwork::new(bad, "10.43.0.0/16").is_err(), "{bad}");
         }
     }

@@ -226,7 +226,10 @@ garbage\n\
         let all = initial(LOG, &LogOptions::default());
         assert_eq!(all.0, b"one\ntwo\nthree\n");
         // The unfinished last line waits for its newline.
-        assert_eq!(all.1, LOG.len() - b"2024-01-01T00:00:04Z stdout F half".len());
+        assert_eq!(
+            all.1,
+            LOG.len() - b"2024-01-01T00:00:04Z stdout F half".len()
+        );
         let tail = initial(
             LOG,
             &LogOptions {

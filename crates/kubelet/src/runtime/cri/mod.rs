@@ -26,8 +26,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::{
-    ContainerConfig, ExecResult, LogOptions, LogStream, PodRef, PodStatus, PullPolicy, Runtime,
-    RuntimeError, RuntimeVersion, SandboxConfig,
+    ContainerConfig, ExecResult, LogOptions, LogStream, PodRef, PodStatus, PullPolicy, RelistEntry,
+    Runtime, RuntimeError, RuntimeVersion, SandboxConfig,
 };
 use crate::config::KubeletConfig;
 
@@ -349,7 +349,9 @@ impl CriRuntime {
             .collect();
         // All containers get the grace period at the same time, as upstream's
         // killContainersWithSyncResult does.
-        let stops = running.iter().map(|c| self.client.stop_container(&c.id, grace));
+        let stops = running
+            .iter()
+            .map(|c| self.client.stop_container(&c.id, grace));
         for (c, result) in running.iter().zip(futures::future::join_all(stops).await) {
             match result {
                 Ok(()) => {}
@@ -401,12 +403,10 @@ impl CriRuntime {
 
     async fn status(&self, uid: &str) -> Result<Option<PodStatus>, RuntimeError> {
         let sandboxes = self.sandboxes(uid).await?;
-        let Some(latest) = sandboxes.iter().max_by_key(|s| {
-            (
-                s.metadata.as_ref().map_or(0, |m| m.attempt),
-                s.created_at,
-            )
-        }) else {
+        let Some(latest) = sandboxes
+            .iter()
+            .max_by_key(|s| (s.metadata.as_ref().map_or(0, |m| m.attempt), s.created_at))
+        else {
             return Ok(None);
         };
         let sandbox_status = match self.client.pod_sandbox_status(&latest.id).await {
@@ -463,7 +463,10 @@ impl CriRuntime {
         options: &LogOptions,
     ) -> Result<LogStream, RuntimeError> {
         let mut labels = uid_filter(uid);
-        labels.insert(spec::LABEL_CONTAINER_NAME.to_string(), container.to_string());
+        labels.insert(
+            spec::LABEL_CONTAINER_NAME.to_string(),
+            container.to_string(),
+        );
         let mut found = self
             .client
             .list_containers(&ContainerFilter {
@@ -524,7 +527,8 @@ impl Runtime for CriRuntime {
         sandbox: &'a SandboxConfig,
         container: &'a ContainerConfig,
     ) -> BoxFuture<'a, Result<String, RuntimeError>> {
-        self.create_and_start(sandbox_id, sandbox, container).boxed()
+        self.create_and_start(sandbox_id, sandbox, container)
+            .boxed()
     }
 
     fn stop_pod<'a>(
@@ -591,6 +595,33 @@ impl Runtime for CriRuntime {
                 .stop_container(bare_id(container_id), grace)
                 .await
                 .map_err(failed("StopContainer"))
+        }
+        .boxed()
+    }
+
+    fn relist(&self) -> BoxFuture<'_, Result<Vec<RelistEntry>, RuntimeError>> {
+        async move {
+            let containers = self
+                .client
+                .list_containers(&ContainerFilter::default())
+                .await
+                .map_err(failed("ListContainers"))?;
+            let sandboxes = self
+                .client
+                .list_pod_sandboxes(&SandboxFilter::default())
+                .await
+                .map_err(failed("ListPodSandbox"))?;
+            // Sandboxes count too: a dead sandbox makes the worker recreate the pod.
+            let entries = containers
+                .into_iter()
+                .map(|c| (c.labels, c.id, c.state))
+                .chain(sandboxes.into_iter().map(|s| (s.labels, s.id, s.state)))
+                .filter_map(|(labels, id, state)| {
+                    let uid = labels.get(spec::LABEL_POD_UID)?.clone();
+                    Some(RelistEntry { uid, id, state })
+                })
+                .collect();
+            Ok(entries)
         }
         .boxed()
     }

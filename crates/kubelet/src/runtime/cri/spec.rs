@@ -176,10 +176,16 @@ mod tests {
             cpu_limit_millis: Some(500),
             memory_limit_bytes: Some(64 << 20),
         });
-        assert_eq!((r.cpu_shares, r.cpu_period, r.cpu_quota), (256, 100_000, 50_000));
+        assert_eq!(
+            (r.cpu_shares, r.cpu_period, r.cpu_quota),
+            (256, 100_000, 50_000)
+        );
         assert_eq!(r.memory_limit_in_bytes, 64 << 20);
         let none = resources(&Resources::default());
-        assert_eq!((none.cpu_shares, none.cpu_quota, none.memory_limit_in_bytes), (2, 0, 0));
+        assert_eq!(
+            (none.cpu_shares, none.cpu_quota, none.memory_limit_in_bytes),
+            (2, 0, 0)
+        );
         let tiny = resources(&Resources {
             cpu_limit_millis: Some(1),
             ..Resources::default()
@@ -200,7 +206,10 @@ mod tests {
         };
         let s = sandbox(&sandbox_config, "/kubepods/podu1");
         assert_eq!(s.labels.get(LABEL_POD_UID).map(String::as_str), Some("u1"));
-        assert_eq!(s.linux.as_ref().map(|l| l.cgroup_parent.as_str()), Some("/kubepods/podu1"));
+        assert_eq!(
+            s.linux.as_ref().map(|l| l.cgroup_parent.as_str()),
+            Some("/kubepods/podu1")
+        );
         let c = container(
             &sandbox_config,
             &ContainerConfig {
@@ -223,9 +232,15 @@ mod tests {
             },
             "sha256:abc",
         );
-        assert_eq!(c.labels.get(LABEL_CONTAINER_NAME).map(String::as_str), Some("app"));
+        assert_eq!(
+            c.labels.get(LABEL_CONTAINER_NAME).map(String::as_str),
+            Some("app")
+        );
         assert_eq!(c.metadata.as_ref().map(|m| m.attempt), Some(3));
-        assert_eq!(c.image.as_ref().map(|i| i.image.as_str()), Some("sha256:abc"));
+        assert_eq!(
+            c.image.as_ref().map(|i| i.image.as_str()),
+            Some("sha256:abc")
+        );
         assert!(c.mounts[0].readonly);
         assert_eq!(c.envs[0].key, "A");
     }

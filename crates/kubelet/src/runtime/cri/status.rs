@@ -46,7 +46,12 @@ pub fn container(runtime_name: &str, s: &proto::ContainerStatus) -> ContainerSta
             finished_at: time(s.finished_at),
             exit_code: s.exit_code,
             reason: if s.reason.is_empty() {
-                if s.exit_code == 0 { "Completed" } else { "Error" }.to_string()
+                if s.exit_code == 0 {
+                    "Completed"
+                } else {
+                    "Error"
+                }
+                .to_string()
             } else {
                 s.reason.clone()
             },
