@@ -5,6 +5,9 @@
 //!   health, metrics endpoints, shutdown.
 //! - [`path`]: resource paths into (resource, namespace, name, subresource).
 //! - [`admission`]: changes made to new objects (default tolerations).
+//! - [`allocator`]: Services' cluster IPs and node ports, one store key per item, and
+//!   the repair pass; [`kubernetes_service`]: the API server's own `kubernetes` Service
+//!   and its endpoints.
 //! - [`handlers`]: the verbs — get/list (`read`), create/update/patch (`write`),
 //!   delete/deletecollection (`delete`), `/scale` and `pods/binding`
 //!   (`subresources`), and `watch`.
@@ -17,12 +20,14 @@
 //!   [`error`] (every error as a Kubernetes Status).
 
 pub mod admission;
+pub mod allocator;
 pub mod codec;
 pub mod discovery;
 pub mod error;
 pub mod handlers;
 pub mod kubeconfig;
 pub mod kubelet_client;
+pub mod kubernetes_service;
 pub mod meta;
 pub mod metrics;
 pub mod objects;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use store::AnyStore;
 
 use crate::admission::Admission;
+use crate::allocator::{Allocators, ServiceRanges};
 use crate::metrics::Metrics;
 use crate::objects::Objects;
 use crate::watch_cache::Caches;
@@ -22,6 +23,7 @@ struct Inner {
     metrics: Metrics,
     backend: &'static str,
     admission: Admission,
+    allocators: Allocators,
 }
 
 impl AppState {
@@ -32,11 +34,23 @@ impl AppState {
 
     /// Starts the watch caches over `store`, admitting new objects with `admission`.
     pub fn with_admission(store: AnyStore, watch_cache_size: usize, admission: Admission) -> Self {
+        Self::with_services(store, watch_cache_size, admission, ServiceRanges::default())
+    }
+
+    /// As [`AppState::with_admission`], allocating Service addresses and node ports
+    /// from `ranges`.
+    pub fn with_services(
+        store: AnyStore,
+        watch_cache_size: usize,
+        admission: Admission,
+        ranges: ServiceRanges,
+    ) -> Self {
         let metrics = Metrics::new();
         let caches = Caches::start(&store, watch_cache_size, &metrics);
         let backend = store.backend_name();
         Self {
             inner: Arc::new(Inner {
+                allocators: Allocators::new(store.clone(), ranges),
                 objects: Objects::new(store, metrics.clone()),
                 caches,
                 metrics,
@@ -60,6 +74,10 @@ impl AppState {
 
     pub fn admission(&self) -> &Admission {
         &self.inner.admission
+    }
+
+    pub fn allocators(&self) -> &Allocators {
+        &self.inner.allocators
     }
 
     pub fn backend(&self) -> &'static str {

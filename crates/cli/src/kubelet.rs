@@ -44,6 +44,17 @@ pub struct KubeletArgs {
     /// The service network (blackholed unless the proxy translates it).
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
+    /// The cluster DNS service's IPs, ClusterFirst pods' nameservers (comma-separated;
+    /// empty: pods get the host's resolv.conf, as upstream without --cluster-dns).
+    #[arg(long, default_value = "10.43.0.10", value_parser = ip_list)]
+    pub cluster_dns: IpList,
+    /// The cluster's DNS domain, for pods' search paths.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// The resolver configuration `Default` DNS pods get, and whose search domains
+    /// ClusterFirst pods append.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
     /// The cgroup pods go under (ROOT/pod<uid>).
     #[arg(long, default_value = "/kubepods")]
     pub cgroup_root: String,
@@ -86,12 +97,25 @@ pub struct KubeletArgs {
     pub exit_with_parent: bool,
 }
 
+/// A comma-separated list of IPs (possibly empty).
+#[derive(Debug, Clone)]
+pub struct IpList(pub Vec<IpAddr>);
+
+fn ip_list(text: &str) -> Result<IpList, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|e| format!("{s:?}: {e}")))
+        .collect::<Result<Vec<IpAddr>, String>>()
+        .map(IpList)
+}
+
 fn duration(text: &str) -> Result<Duration, String> {
     kubelet::config::parse_duration(text).map_err(|e| e.to_string())
 }
 
 impl KubeletArgs {
-    fn config(&self) -> KubeletConfig {
+    pub(crate) fn config(&self) -> KubeletConfig {
         // Hollow nodes are fake by nature; a real node talks CRI.
         let runtime = self.runtime.unwrap_or(if self.hollow_nodes.is_some() {
             RuntimeArg::Fake
@@ -119,13 +143,16 @@ impl KubeletArgs {
             cluster_cidr: self.cluster_cidr.clone(),
             service_cidr: self.service_cidr.clone(),
             cgroup_root: self.cgroup_root.clone(),
+            cluster_dns: self.cluster_dns.0.clone(),
+            cluster_domain: self.cluster_domain.clone(),
+            resolv_conf: self.resolv_conf.clone(),
             ..KubeletConfig::default()
         }
     }
 }
 
 /// The host name, lowercased, as upstream's default node name.
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_lowercase())
         .ok()
@@ -134,11 +161,32 @@ fn hostname() -> String {
 }
 
 pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
-    let config = args.config();
-    let name = args.node_name.clone().unwrap_or_else(hostname);
     // The client first: a bad kubeconfig must fail before containerd is started and
     // the host's network rules are touched.
     let client = crate::scheduler::client(&args.kubeconfig).await?;
+    let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+    let exit_with_parent = args.exit_with_parent;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+            () = parent_gone(), if exit_with_parent => {
+                tracing::info!("parent process gone");
+            }
+        }
+    };
+    run_until(&args, client, shutdown).await
+}
+
+/// Runs the kubelet(s) `args` describe until `shutdown` resolves (`mast agent` shares
+/// one shutdown among its components).
+pub(crate) async fn run_until(
+    args: &KubeletArgs,
+    client: kube::Client,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let config = args.config();
+    let name = args.node_name.clone().unwrap_or_else(hostname);
     let nodes = match args.hollow_nodes {
         Some(count) => {
             if config.runtime != RuntimeKind::Fake {
@@ -154,22 +202,11 @@ pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
             kubelet::runtime::for_node(&config, &name).await?,
         )],
     };
-    let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
-    let exit_with_parent = args.exit_with_parent;
-    let shutdown = async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-            () = parent_gone(), if exit_with_parent => {
-                tracing::info!("parent process gone");
-            }
-        }
-    };
     Ok(kubelet::run(client, config, nodes, shutdown).await?)
 }
 
 /// Resolves when this process is reparented (its parent died).
-async fn parent_gone() {
+pub(crate) async fn parent_gone() {
     let parent = std::os::unix::process::parent_id();
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -1,11 +1,14 @@
 //! `mast`: one binary, one subcommand per component (like k3s). Each subcommand lives in
 //! its own module; this file only parses the command line and dispatches.
 
+mod agent;
 mod apiserver;
 mod controller_manager;
+mod dns;
 mod explain;
 mod images;
 mod kubelet;
+mod proxy;
 mod scheduler;
 mod server;
 
@@ -32,10 +35,16 @@ enum Command {
     /// Show why a pod is (or would be) placed where it is: each node's filter verdict,
     /// each plugin's score, and the winner.
     ExplainScheduling(explain::ExplainArgs),
+    /// Run a node: the kubelet (CRI), the service proxy and the cluster DNS server.
+    Agent(agent::AgentArgs),
     /// Run a node agent (or many hollow ones), against an API server.
     Kubelet(kubelet::KubeletArgs),
     /// Manage the kubelet's images (offline import).
     Images(images::ImagesArgs),
+    /// Run the cluster DNS server, against an API server.
+    Dns(dns::DnsArgs),
+    /// Run a node's service proxy (nftables DNAT, round-robin), against an API server.
+    Proxy(proxy::ProxyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,8 +67,11 @@ fn main() -> std::process::ExitCode {
             Command::Scheduler(args) => scheduler::run(args).await,
             Command::ControllerManager(args) => controller_manager::run(args).await,
             Command::ExplainScheduling(args) => explain::run(args).await,
+            Command::Agent(args) => agent::run(args).await,
             Command::Kubelet(args) => kubelet::run(args).await,
             Command::Images(args) => images::run(args).await,
+            Command::Dns(args) => dns::run(args).await,
+            Command::Proxy(args) => proxy::run(args).await,
         }
     });
     match result {
@@ -71,10 +83,11 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` overrides the default level (info).
+/// Logs to stderr; `RUST_LOG` overrides the default level (info; hickory's server logs
+/// every DNS query at info, so it is held to warnings).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -28,6 +28,17 @@ pub struct ServerArgs {
     /// Events kept per resource for watches that resume from a resourceVersion.
     #[arg(long, default_value_t = 1000)]
     pub watch_cache_size: usize,
+    /// IPv4 range Services' cluster IPs come from (its first address is the
+    /// `kubernetes` Service's, its tenth cluster DNS's).
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: apiserver::allocator::IpRange,
+    /// Ports NodePort and LoadBalancer Services are given node ports from.
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: apiserver::allocator::PortRange,
+    /// Address the `kubernetes` Service's endpoints name (default: the bind address, or
+    /// this host's default-route address when bound to 0.0.0.0).
+    #[arg(long)]
+    pub advertise_address: Option<IpAddr>,
     /// Stop when the parent process goes away (tests use it so that a killed test
     /// runner leaves no server behind).
     #[arg(long, hide = true)]
@@ -64,6 +75,11 @@ impl ServerArgs {
                 default_not_ready_toleration_seconds: self.default_not_ready_toleration_seconds,
                 default_unreachable_toleration_seconds: self.default_unreachable_toleration_seconds,
             },
+            services: apiserver::allocator::ServiceRanges {
+                cluster_ips: self.service_cidr,
+                node_ports: self.service_node_port_range,
+            },
+            advertise_address: self.advertise_address,
         }
     }
 }

@@ -1553,11 +1553,28 @@ source:
         "kubectl get services",
     );
     let web = s.json(&["get", "service", "web", "-o", "json"]);
-    let cluster_ip = at(&web, "/spec/clusterIPs/0")
+    let cluster_ip = at(&web, "/spec/clusterIP")
         .as_str()
-        .or_else(|| at(&web, "/spec/clusterIP").as_str())
-        .filter(|ip| !ip.is_empty())
-        .unwrap_or("<none>")
+        .unwrap_or("")
+        .to_string();
+    // Allocated from the default service CIDR, 10.43.0.0/16, as upstream allocates.
+    let allocated = cluster_ip
+        .parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|ip| ip.octets()[..2] == [10, 43]);
+    s.check_eq(
+        "a ClusterIP service's address is allocated from 10.43.0.0/16",
+        &allocated,
+        &true,
+    );
+    s.check_eq(
+        "clusterIPs follows clusterIP",
+        at(&web, "/spec/clusterIPs"),
+        &json!([cluster_ip]),
+    );
+    let edge = s.json(&["get", "service", "edge", "-o", "json"]);
+    let edge_ip = at(&edge, "/spec/clusterIP")
+        .as_str()
+        .unwrap_or("")
         .to_string();
     s.check_row(
         &table,
@@ -1575,6 +1592,7 @@ source:
         "edge",
         &[
             ("TYPE", "NodePort"),
+            ("CLUSTER-IP", &edge_ip),
             ("EXTERNAL-IP", "<none>"),
             ("PORT(S)", "80:30080/TCP,53:30053/UDP"),
         ],

@@ -932,6 +932,11 @@ async fn scenario(world: &mut World) -> anyhow::Result<()> {
     );
     let routes = run("ip", &["route", "show", "type", "blackhole"])?;
     ensure!(routes.trim().is_empty(), "blackhole routes left: {routes}");
+    let service_routes = run("ip", &["route", "show", "10.43.0.0/16"])?;
+    ensure!(
+        service_routes.trim().is_empty(),
+        "service range route left: {service_routes}"
+    );
     let config = world.data_dir().join("containerd").join("config.toml");
     let left = processes(|args| {
         args.first().is_some_and(|a| a.ends_with(b"containerd"))

@@ -47,12 +47,18 @@ pub struct KubeletConfig {
     /// Every node's pods come from here: traffic from it to elsewhere is masqueraded,
     /// and what no node's bridge claims is blackholed.
     pub cluster_cidr: String,
-    /// Service virtual IPs: blackholed unless the proxy translates them.
+    /// Service virtual IPs: routed to `lo` (dropped) unless the proxy translates them.
     pub service_cidr: String,
     /// The cgroup (cgroupfs path) pods' cgroups go under: `ROOT/pod<uid>`.
     pub cgroup_root: String,
-    /// Set up IP forwarding, masquerading and blackhole routes (CRI runtime).
+    /// Set up IP forwarding, masquerading and the cluster/service routes (CRI runtime).
     pub manage_host_network: bool,
+    /// The cluster DNS service's IPs: ClusterFirst pods' nameservers.
+    pub cluster_dns: Vec<IpAddr>,
+    /// The cluster's DNS domain, for pods' search paths.
+    pub cluster_domain: String,
+    /// The host's resolver configuration, which `Default` DNS pods get.
+    pub resolv_conf: PathBuf,
 }
 
 impl Default for KubeletConfig {
@@ -78,6 +84,11 @@ impl Default for KubeletConfig {
             service_cidr: "10.43.0.0/16".into(),
             cgroup_root: "/kubepods".into(),
             manage_host_network: true,
+            // Upstream has no default; this is the DNS Service's well-known address
+            // (k3s's), the tenth of the service CIDR.
+            cluster_dns: vec![IpAddr::V4(Ipv4Addr::new(10, 43, 0, 10))],
+            cluster_domain: "cluster.local".into(),
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct Shared {
     pub nodes: Vec<Arc<NodeState>>,
     pub by_name: HashMap<String, Arc<NodeState>>,
     pub metrics: Metrics,
+    /// All Services, for pods' service environment variables.
+    pub services: crate::pods::service_env::ServiceCache,
 }
 
 impl std::fmt::Debug for Shared {
@@ -56,6 +58,7 @@ impl Shared {
             .collect();
         let by_name = nodes.iter().map(|n| (n.name.clone(), n.clone())).collect();
         Shared {
+            services: crate::pods::service_env::ServiceCache::new(client.clone()),
             client,
             config,
             host,

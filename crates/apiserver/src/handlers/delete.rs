@@ -76,6 +76,10 @@ async fn delete_one(
             },
             None => {
                 if objects.delete(&key, current.revision).await?.is_some() {
+                    req.state
+                        .allocators()
+                        .release_deleted(resource.kind, &current.object)
+                        .await;
                     return Ok(Outcome::Deleted(current.object));
                 }
             }

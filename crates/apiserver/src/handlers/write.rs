@@ -6,6 +6,7 @@ use api::registry::{Resource, StatusOnCreate};
 use axum::http::{StatusCode, header};
 use serde_json::{Value, json};
 
+use crate::allocator::{self, Change};
 use crate::codec;
 use crate::error::ApiError;
 use crate::handlers::Request;
@@ -13,8 +14,10 @@ use crate::meta;
 use crate::objects::Stored;
 
 /// How many times an update without a resourceVersion retries a lost race before
-/// giving up with 409 (each retry rereads; losing this often means a hot object).
-const MAX_RETRIES: usize = 16;
+/// giving up with 409 (each retry rereads). Upstream retries without limit; a bound
+/// keeps a pathological hot spot from spinning for ever, and is far above what N
+/// concurrent writers of one object need (at most N rounds each).
+const MAX_RETRIES: usize = 128;
 
 /// POST of a new object.
 pub async fn create(req: &Request<'_>, body: Value) -> Result<Value, ApiError> {
@@ -55,18 +58,24 @@ pub async fn create(req: &Request<'_>, body: Value) -> Result<Value, ApiError> {
     req.state
         .admission()
         .admit_create(resource.kind, &mut object);
+    allocator::prepare_create(resource.kind, &mut object);
     validate(resource, &object, None)?;
     if let Some(ns) = req.object_namespace() {
         ensure_namespace_open(req, ns).await?;
     }
     let name = meta::name(&object).to_string();
     let key = req.key(&name);
-    Ok(req
-        .state
-        .objects()
-        .create(resource, &key, object)
-        .await?
-        .object)
+    let allocators = req.state.allocators();
+    let change = allocators
+        .allocate(resource.kind, None, &mut object)
+        .await?;
+    match req.state.objects().create(resource, &key, object).await {
+        Ok(stored) => Ok(stored.object),
+        Err(e) => {
+            allocators.revert(change).await;
+            Err(e)
+        }
+    }
 }
 
 /// Sets what the server owns on a new object.
@@ -342,7 +351,7 @@ where
         if !requested.is_empty() && requested != current.revision.to_string() {
             return Err(ApiError::stale(resource.group, resource.plural, &name));
         }
-        let next = prepare_update(req, &current.object, desired)?;
+        let mut next = prepare_update(req, &current.object, desired)?;
         if unchanged(&current.object, &next) {
             return Ok(Updated::Done(current.object.clone()));
         }
@@ -350,16 +359,37 @@ where
             && meta::finalizers(&next).is_empty()
             && namespace_finalized(resource, &next)
             && was_held(resource, &current.object);
-        match req
+        let allocators = req.state.allocators();
+        let change = allocate_update(req, &current.object, &mut next).await?;
+        let written = match req
             .state
             .objects()
             .update(&key, next, current.revision)
-            .await?
+            .await
         {
+            Ok(Some(stored)) => {
+                allocators.commit(change).await;
+                Some(stored)
+            }
+            Ok(None) => {
+                allocators.revert(change).await;
+                None
+            }
+            Err(e) => {
+                allocators.revert(change).await;
+                return Err(e);
+            }
+        };
+        match written {
             Some(stored) if finished => {
                 // The last finalizer went: the object goes too.
                 match req.state.objects().delete(&key, stored.revision).await? {
-                    Some(_) => return Ok(Updated::Done(stored.object)),
+                    Some(_) => {
+                        allocators
+                            .release_deleted(resource.kind, &stored.object)
+                            .await;
+                        return Ok(Updated::Done(stored.object));
+                    }
                     None => continue,
                 }
             }
@@ -371,6 +401,22 @@ where
         }
     }
     Err(ApiError::stale(resource.group, resource.plural, &name))
+}
+
+/// What an update of the object itself takes from the Service allocators (a
+/// subresource write keeps the spec as stored, so it takes nothing).
+async fn allocate_update(
+    req: &Request<'_>,
+    current: &Value,
+    next: &mut Value,
+) -> Result<Change, ApiError> {
+    if req.subresource.is_some() {
+        return Ok(Change::default());
+    }
+    req.state
+        .allocators()
+        .allocate(req.resource.kind, Some(current), next)
+        .await
 }
 
 /// Whether a deleting object was waiting on something an update can release: a
@@ -458,6 +504,9 @@ fn prepare_update(req: &Request<'_>, current: &Value, desired: Value) -> Result<
     };
     keep_server_metadata(current, &mut next, req.applying);
     api::defaults::apply(resource.kind, &mut next);
+    if req.subresource.is_none() {
+        allocator::prepare_update(resource.kind, current, &mut next);
+    }
     if resource.generation {
         let generation = current
             .pointer("/metadata/generation")

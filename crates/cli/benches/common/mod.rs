@@ -1,9 +1,12 @@
 //! What the benchmarks share: `mast` processes with their output in a log file, killed
 //! on drop; starting `mast server` and waiting, with a deadline, for its kubeconfig and
-//! a 200 on `/readyz`; clients from that kubeconfig; memory and CPU from /proc.
+//! a 200 on `/readyz`; clients from that kubeconfig; memory and CPU from /proc;
+//! [`netns`]: a network namespace for a CRI kubelet, and everything it leaves, removed.
 
 // Each benchmark compiles this module on its own and uses a part of it.
 #![allow(dead_code)]
+
+pub mod netns;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -20,6 +23,14 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Deadline of one raw HTTP exchange.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `mast` binary to run: `$MAST_BENCH_BIN` if set (to compare two builds, or to
+/// hold one fixed while the tree changes), else the one cargo built for the benchmark.
+pub fn mast_bin() -> PathBuf {
+    std::env::var_os("MAST_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mast")))
+}
 
 /// A child process, killed (and reaped) on drop, with its output in a log file.
 #[derive(Debug)]
@@ -65,6 +76,28 @@ impl Process {
         Ok(())
     }
 
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit.
+    pub async fn terminate(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let pid =
+            rustix::process::Pid::from_raw(i32::try_from(self.child.id())?).context("no pid")?;
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM)
+            .with_context(|| format!("signalling {}", self.name))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not exit within {timeout:?} of SIGTERM; its log:\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -80,26 +113,43 @@ impl Process {
 
     /// Resident and peak resident memory, in bytes.
     pub fn memory(&self) -> Result<Memory> {
-        let path = format!("/proc/{}/status", self.pid());
-        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        let field = |name: &str| -> Result<u64> {
-            let value = status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .with_context(|| format!("no {name} in {path}"))?;
-            let kib: u64 = value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .with_context(|| format!("{name}{value} in {path}"))?;
-            Ok(kib * 1024)
-        };
-        Ok(Memory {
-            rss: field("VmRSS:")?,
-            peak: field("VmHWM:")?,
-        })
+        memory_of(&self.pid())
     }
+}
+
+/// Resident and peak resident memory of process `pid`, in bytes.
+pub fn memory_of(pid: &str) -> Result<Memory> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    Ok(Memory {
+        rss: kib_field(&status, "VmRSS:", &path)?,
+        peak: kib_field(&status, "VmHWM:", &path)?,
+        anon: kib_field(&status, "RssAnon:", &path)?,
+        file: kib_field(&status, "RssFile:", &path)?,
+    })
+}
+
+/// Proportional set size of process `pid` (shared pages divided among the processes
+/// mapping them), in bytes: the figure that adds up over many copies of one binary.
+pub fn pss_of(pid: &str) -> Result<u64> {
+    let path = format!("/proc/{pid}/smaps_rollup");
+    let rollup = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    kib_field(&rollup, "Pss:", &path)
+}
+
+/// The value of a `Name:   123 kB` line, in bytes.
+fn kib_field(text: &str, name: &str, path: &str) -> Result<u64> {
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .with_context(|| format!("no {name} in {path}"))?;
+    let kib: u64 = value
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .with_context(|| format!("{name}{value} in {path}"))?;
+    Ok(kib * 1024)
 }
 
 impl Drop for Process {
@@ -114,6 +164,11 @@ impl Drop for Process {
 pub struct Memory {
     pub rss: u64,
     pub peak: u64,
+    /// The anonymous part of `rss` (heap, stacks): the process's own.
+    pub anon: u64,
+    /// The file-backed part of `rss` (mostly the binary's code, shared with every
+    /// process running it).
+    pub file: u64,
 }
 
 /// A started `mast server`: the process, its kubeconfig and its `host:port`.
@@ -130,7 +185,7 @@ pub async fn start_server(dir: &Path, extra_args: &[String]) -> Result<StartedSe
     let kubeconfig = dir.join("kubeconfig");
     let mut process = Process::spawn(
         "mast server",
-        Command::new(env!("CARGO_BIN_EXE_mast"))
+        Command::new(mast_bin())
             .arg("server")
             .arg("--data-dir")
             .arg(dir.join("data"))
@@ -183,6 +238,12 @@ pub fn authority(kubeconfig: &Path) -> Result<String> {
 
 /// The status code of one `GET path` over a fresh connection.
 pub async fn http_status(authority: &str, path: &str) -> Result<u16> {
+    Ok(http_get(authority, path).await?.0)
+}
+
+/// The status code and body of one `GET path` over a fresh connection (HTTP/1.1,
+/// `Connection: close`; the body as sent, chunked or not).
+pub async fn http_get(authority: &str, path: &str) -> Result<(u16, String)> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(authority).await?;
         let request =
@@ -196,7 +257,11 @@ pub async fn http_status(authority: &str, path: &str) -> Result<u16> {
             .nth(1)
             .context("no status line")?
             .parse()?;
-        anyhow::Ok(code)
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default();
+        anyhow::Ok((code, body))
     };
     tokio::time::timeout(HTTP_TIMEOUT, exchange)
         .await
@@ -219,6 +284,47 @@ pub fn cpu_seconds(pid: &str) -> Result<f64> {
         Ok(field.parse::<u64>()? as f64 / 100.0)
     };
     Ok(ticks(11)? + ticks(12)?)
+}
+
+/// Seconds of CPU a process and its reaped children have used: utime + stime +
+/// cutime + cstime from `/proc/<pid>/stat`.
+pub fn cpu_seconds_with_children(pid: &str) -> Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let mut ticks = 0;
+    for i in 11..=14 {
+        let field = fields.get(i).with_context(|| format!("short {path}"))?;
+        ticks += field.parse::<u64>()?;
+    }
+    Ok(ticks as f64 / 100.0)
+}
+
+/// Seconds the machine's CPUs were busy (not idle nor waiting for I/O), from
+/// `/proc/stat`, in ticks of 1/100 s.
+pub fn machine_busy_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .context("no cpu line in /proc/stat")?;
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    // user nice system idle iowait irq softirq steal ...
+    let busy: u64 = values
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .take(6)
+        .sum();
+    Ok(busy as f64 / 100.0)
 }
 
 pub fn ms(d: Duration) -> f64 {

@@ -35,11 +35,13 @@ pub enum EnvError {
     },
 }
 
-/// What the downward API exposes besides the pod object.
+/// What the downward API exposes besides the pod object, and the service environment
+/// variables (appended after the container's own, which win; `$(VAR)` may name them).
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
     pub pod_ip: Option<&'a str>,
     pub host_ip: &'a str,
+    pub services: &'a [(String, String)],
 }
 
 /// The container's environment, command and args.
@@ -271,7 +273,9 @@ pub async fn resolve(
     }
     for var in container.env.iter().flatten() {
         let value = if let Some(value) = &var.value {
-            let known: HashMap<String, String> = env.iter().cloned().collect();
+            // Upstream's mapping: the container's variables, then the services'.
+            let mut known: HashMap<String, String> = facts.services.iter().cloned().collect();
+            known.extend(env.iter().cloned());
             Some(expand(value, &known))
         } else if let Some(from) = &var.value_from {
             if let Some(f) = &from.field_ref {
@@ -328,6 +332,11 @@ pub async fn resolve(
             set(&mut env, var.name.clone(), value);
         }
     }
+    for (name, value) in facts.services {
+        if !env.iter().any(|(n, _)| n == name) {
+            env.push((name.clone(), value.clone()));
+        }
+    }
     let vars: HashMap<String, String> = env.iter().cloned().collect();
     let expand_all = |list: &Option<Vec<String>>| {
         list.iter()
@@ -372,6 +381,7 @@ mod tests {
         let facts = Facts {
             pod_ip: Some("10.42.0.5"),
             host_ip: "192.168.0.2",
+            services: &[],
         };
         let cases = [
             ("metadata.name", "web-1"),
@@ -387,6 +397,49 @@ mod tests {
             assert_eq!(field(&pod, &facts, path).as_deref(), Ok(want), "{path}");
         }
         assert!(field(&pod, &facts, "spec.nope").is_err());
+    }
+
+    #[tokio::test]
+    async fn service_variables_follow_the_containers_own() {
+        // No API call is made: the container reads no configmap or secret.
+        let url = "http://127.0.0.1:9".parse().expect("url");
+        let client = Client::try_from(kube::Config::new(url)).expect("client");
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "prod"},
+            "spec": {"containers": []}
+        }))
+        .expect("pod");
+        let container: Container = serde_json::from_value(serde_json::json!({
+            "name": "c",
+            "command": ["wget", "$(WEB_SERVICE_HOST):$(WEB_SERVICE_PORT)"],
+            "env": [
+                {"name": "URL", "value": "http://$(WEB_SERVICE_HOST)/"},
+                {"name": "WEB_SERVICE_PORT", "value": "8080"}
+            ]
+        }))
+        .expect("container");
+        let services = vec![
+            ("WEB_SERVICE_HOST".to_string(), "10.43.0.20".to_string()),
+            ("WEB_SERVICE_PORT".to_string(), "80".to_string()),
+        ];
+        let facts = Facts {
+            pod_ip: None,
+            host_ip: "192.168.0.2",
+            services: &services,
+        };
+        let resolved = resolve(&client, &pod, &container, &facts)
+            .await
+            .expect("resolved");
+        assert_eq!(
+            resolved.env,
+            [
+                ("URL".to_string(), "http://10.43.0.20/".to_string()),
+                ("WEB_SERVICE_PORT".to_string(), "8080".to_string()),
+                ("WEB_SERVICE_HOST".to_string(), "10.43.0.20".to_string()),
+            ],
+            "the container's WEB_SERVICE_PORT wins; the rest are appended"
+        );
+        assert_eq!(resolved.command, ["wget", "10.43.0.20:8080"]);
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! workers of pods it no longer shows that their pod is gone. Housekeeping removes
 //! runtime pods no worker accounts for (orphans left by a restart).
 
+pub mod dns;
 pub mod env;
 pub mod probe;
+pub mod service_env;
 pub mod status;
 pub mod volumes;
 pub mod worker;

@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 use super::probe::Prober;
 use super::status::{self, Waiting, is_sidecar};
-use super::{env, volumes};
+use super::{dns, env, service_env, volumes};
 use crate::metrics::Metrics;
 use crate::runtime::{
     ContainerConfig, ContainerKind, ContainerState, PullPolicy, Resources, RuntimeError,
@@ -286,9 +286,13 @@ impl Worker {
                     .await
                     .map_err(&err)?;
                 sandbox.attempt = s.sandbox.attempt + 1;
+                sandbox.dns = Some(dns::for_pod(&self.shared.config, pod));
                 runtime.run_pod_sandbox(&sandbox).await.map_err(&err)?
             }
-            None => runtime.run_pod_sandbox(&sandbox).await.map_err(&err)?,
+            None => {
+                sandbox.dns = Some(dns::for_pod(&self.shared.config, pod));
+                runtime.run_pod_sandbox(&sandbox).await.map_err(&err)?
+            }
         };
         let spec = pod.spec.clone().unwrap_or_default();
         let policy = spec.restart_policy.as_deref().unwrap_or("Always");
@@ -504,9 +508,20 @@ impl Worker {
             .and_then(|s| s.sandbox.ip)
             .map(|ip| ip.to_string());
         let host_ip = self.shared.node_ip.to_string();
+        let Some(services) = service_env::for_pod(&self.shared.services, pod).await else {
+            self.waiting.insert(
+                name,
+                (
+                    "CreateContainerConfigError".into(),
+                    service_env::NOT_LISTED.into(),
+                ),
+            );
+            return Ok(StartOutcome::Waiting);
+        };
         let facts = env::Facts {
             pod_ip: pod_ip.as_deref(),
             host_ip: &host_ip,
+            services: &services,
         };
         let resolved = match env::resolve(&self.shared.client, pod, container, &facts).await {
             Ok(resolved) => resolved,
@@ -597,6 +612,7 @@ impl Worker {
             namespace,
             name,
             attempt: 0,
+            dns: None,
         }
     }
 

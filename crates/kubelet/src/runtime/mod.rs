@@ -57,6 +57,14 @@ pub struct RuntimeVersion {
     pub version: String,
 }
 
+/// CRI's DNSConfig: what the runtime writes into the sandbox's /etc/resolv.conf.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsConfig {
+    pub servers: Vec<String>,
+    pub searches: Vec<String>,
+    pub options: Vec<String>,
+}
+
 /// What CRI's PodSandboxConfig carries that the kubelet decides.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SandboxConfig {
@@ -71,6 +79,8 @@ pub struct SandboxConfig {
     pub annotations: BTreeMap<String, String>,
     /// `<logs root>/<namespace>_<name>_<uid>`, where container logs go.
     pub log_directory: PathBuf,
+    /// The pod's resolv.conf; set when the sandbox is created.
+    pub dns: Option<DnsConfig>,
 }
 
 /// When the runtime pulls a container's image (the pod's imagePullPolicy).

@@ -97,9 +97,11 @@ impl SqliteStore {
         let (conn, lock, revision) = tokio::task::spawn_blocking(move || open_file(&path))
             .await
             .map_err(|e| Error::Backend(format!("sqlite open task failed: {e}")))??;
+        let hub = Arc::new(hub::Hub::default());
         let shared = Arc::new(Shared {
             revision: AtomicI64::new(revision),
-            hub: Arc::new(hub::Hub::default()),
+            publisher: hub::Publisher::start(hub.clone()),
+            hub,
         });
         let (requests, receiver) = mpsc::channel(config.max_batch.max(1) * 4);
         writer::spawn(conn, lock, receiver, shared.clone(), config.max_batch)

@@ -3,8 +3,13 @@
 //! - IP forwarding on, so pods reach beyond the bridge;
 //! - nftables table `ip mast-kubelet`: traffic from the cluster CIDR to destinations
 //!   outside it is masqueraded (pods talk to the world with the node's address);
-//! - blackhole routes for the cluster and service CIDRs: an address no node's bridge
-//!   (a more specific route) claims goes nowhere rather than out of the default route.
+//! - a blackhole route for the cluster CIDR: an address no node's bridge (a more
+//!   specific route) claims goes nowhere rather than out of the default route;
+//! - the service CIDR routed to `lo`: nothing unmatched leaves the host (a packet looped
+//!   back to a non-local address is dropped), yet the host's own connections to a
+//!   ClusterIP work. A blackhole would refuse them at `connect()`, because the route is
+//!   looked up before the proxy's output-hook DNAT can rewrite the address; on `lo`,
+//!   the DNAT happens and the packet is routed again to the endpoint.
 //!
 //! All of it is removed again on a clean exit.
 
@@ -113,9 +118,18 @@ impl HostNetwork {
             .await
             .map_err(HostError::Forwarding)?;
         run("nft", &["-f", "-"], Some(&self.ruleset())).await?;
-        for cidr in [&self.cluster_cidr, &self.service_cidr] {
-            run("ip", &["route", "replace", "blackhole", cidr], None).await?;
-        }
+        run(
+            "ip",
+            &["route", "replace", "blackhole", &self.cluster_cidr],
+            None,
+        )
+        .await?;
+        run(
+            "ip",
+            &["route", "replace", &self.service_cidr, "dev", "lo"],
+            None,
+        )
+        .await?;
         tracing::info!(
             cluster_cidr = %self.cluster_cidr,
             service_cidr = %self.service_cidr,
@@ -130,9 +144,13 @@ impl HostNetwork {
         if let Err(e) = run("nft", &["delete", "table", "ip", TABLE], None).await {
             tracing::warn!(error = %e, "removing the nftables table");
         }
-        for cidr in [&self.cluster_cidr, &self.service_cidr] {
-            if let Err(e) = run("ip", &["route", "del", "blackhole", cidr], None).await {
-                tracing::warn!(error = %e, "removing a blackhole route");
+        let routes: [&[&str]; 2] = [
+            &["route", "del", "blackhole", &self.cluster_cidr],
+            &["route", "del", &self.service_cidr, "dev", "lo"],
+        ];
+        for args in routes {
+            if let Err(e) = run("ip", args, None).await {
+                tracing::warn!(error = %e, "removing a route");
             }
         }
     }

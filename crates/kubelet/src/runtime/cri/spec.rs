@@ -61,6 +61,11 @@ pub fn sandbox(config: &SandboxConfig, cgroup_parent: &str) -> proto::PodSandbox
             config.hostname.clone()
         },
         log_directory: config.log_directory.to_string_lossy().into_owned(),
+        dns_config: config.dns.as_ref().map(|dns| proto::DnsConfig {
+            servers: dns.servers.clone(),
+            searches: dns.searches.clone(),
+            options: dns.options.clone(),
+        }),
         labels,
         annotations: config
             .annotations
@@ -206,6 +211,26 @@ mod tests {
         };
         let s = sandbox(&sandbox_config, "/kubepods/podu1");
         assert_eq!(s.labels.get(LABEL_POD_UID).map(String::as_str), Some("u1"));
+        assert_eq!(s.dns_config, None);
+        let with_dns = SandboxConfig {
+            dns: Some(crate::runtime::DnsConfig {
+                servers: vec!["10.43.0.10".into()],
+                searches: vec!["ns.svc.cluster.local".into()],
+                options: vec!["ndots:5".into()],
+            }),
+            ..sandbox_config.clone()
+        };
+        let dns = sandbox(&with_dns, "/kubepods/podu1")
+            .dns_config
+            .expect("dns config");
+        assert_eq!(
+            (dns.servers, dns.searches, dns.options),
+            (
+                vec!["10.43.0.10".to_string()],
+                vec!["ns.svc.cluster.local".to_string()],
+                vec!["ndots:5".to_string()]
+            )
+        );
         assert_eq!(
             s.linux.as_ref().map(|l| l.cgroup_parent.as_str()),
             Some("/kubepods/podu1")
