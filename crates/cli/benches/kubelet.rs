@@ -382,6 +382,9 @@ impl Cpu {
 #[derive(Debug, Clone, Copy)]
 struct Readings {
     kubelet: Memory,
+    /// The kubelet's proportional set size (the binary's pages are shared with the
+    /// server, which runs the same file).
+    kubelet_pss: u64,
     containerd: Memory,
     shims: usize,
     shims_rss: u64,
@@ -401,6 +404,7 @@ fn readings(world: &World, kubelet: &Process) -> Result<Readings> {
     }
     Ok(Readings {
         kubelet: kubelet.memory()?,
+        kubelet_pss: pss_of(&kubelet.pid())?,
         containerd: memory_of(&containerd.to_string())?,
         shims: shims.len(),
         shims_rss,
@@ -1243,7 +1247,7 @@ impl CriFigures {
         }
         println!("\nMemory with {n} pods running:\n");
         println!(
-            "| after | kubelet RSS (peak) | kubelet RSS: anonymous / file | containerd RSS (peak) | shims: count, RSS sum, PSS sum |"
+            "| after | kubelet RSS (peak) | kubelet RSS: anonymous / file; PSS | containerd RSS (peak) | shims: count, RSS sum, PSS sum |"
         );
         println!("|---|---|---|---|---|");
         for (label, r) in [
@@ -1251,11 +1255,12 @@ impl CriFigures {
             ("at once", &self.after_batch),
         ] {
             println!(
-                "| {label} | {} ({}) | {} / {} | {} ({}) | {}, {}, {} |",
+                "| {label} | {} ({}) | {} / {}; {} | {} ({}) | {}, {}, {} |",
                 mib(r.kubelet.rss),
                 mib(r.kubelet.peak),
                 mib(r.kubelet.anon),
                 mib(r.kubelet.file),
+                mib(r.kubelet_pss),
                 mib(r.containerd.rss),
                 mib(r.containerd.peak),
                 r.shims,

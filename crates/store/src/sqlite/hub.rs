@@ -6,12 +6,6 @@
 //! queue. A watcher whose channel is full is dropped and flagged as lagged; it then
 //! re-subscribes and catches up from the log (see [`super::watch`]). Nobody polls the
 //! database while live.
-//!
-//! The writer is an OS thread outside the async runtime. Waking a task from there
-//! costs a push onto the runtime's shared queue and often a syscall to unpark a worker,
-//! once per watcher; so the writer hands each batch, in order, to one [`Publisher`]
-//! task inside the runtime, and the fan-out's wake-ups go to that worker's own run
-//! queue instead.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -106,49 +100,6 @@ impl Hub {
         if let Ok(mut subscribers) = self.subscribers.lock() {
             subscribers.clear();
         }
-    }
-}
-
-/// What the writer hands the publisher task.
-#[derive(Debug)]
-enum Publication {
-    Events(Vec<Event>),
-    Close,
-}
-
-/// The writer's end of the publisher task: batches are fanned out in the order sent.
-#[derive(Debug, Clone)]
-pub struct Publisher {
-    queue: mpsc::UnboundedSender<Publication>,
-}
-
-impl Publisher {
-    /// Starts the publisher task for `hub` on the current runtime.
-    pub fn start(hub: Arc<Hub>) -> Self {
-        let (queue, mut batches) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Some(publication) = batches.recv().await {
-                match publication {
-                    Publication::Events(events) => hub.publish(&events),
-                    Publication::Close => {
-                        hub.close();
-                        return;
-                    }
-                }
-            }
-            hub.close();
-        });
-        Publisher { queue }
-    }
-
-    /// Publishes a committed batch (after the revision it ends at was stored).
-    pub fn publish(&self, events: Vec<Event>) {
-        let _ = self.queue.send(Publication::Events(events));
-    }
-
-    /// Ends every watch once the batches sent before have been published.
-    pub fn close(&self) {
-        let _ = self.queue.send(Publication::Close);
     }
 }
 

@@ -97,11 +97,9 @@ impl SqliteStore {
         let (conn, lock, revision) = tokio::task::spawn_blocking(move || open_file(&path))
             .await
             .map_err(|e| Error::Backend(format!("sqlite open task failed: {e}")))??;
-        let hub = Arc::new(hub::Hub::default());
         let shared = Arc::new(Shared {
             revision: AtomicI64::new(revision),
-            publisher: hub::Publisher::start(hub.clone()),
-            hub,
+            hub: Arc::new(hub::Hub::default()),
         });
         let (requests, receiver) = mpsc::channel(config.max_batch.max(1) * 4);
         writer::spawn(conn, lock, receiver, shared.clone(), config.max_batch)

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::hub::{Hub, Publisher};
+use super::hub::Hub;
 use super::schema;
 use crate::error::{Error, Result, Revision, key_text};
 use crate::types::{Deleted, Event, EventKind, Guard, KeyValue};
@@ -35,8 +35,6 @@ pub struct Shared {
     pub revision: AtomicI64,
     /// Fan-out of committed events to watchers.
     pub hub: Arc<Hub>,
-    /// The task that does the fan-out inside the runtime.
-    pub publisher: Publisher,
 }
 
 /// A change to one key.
@@ -97,10 +95,10 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("mast-store-writer".into())
         .spawn(move || {
-            let publisher = writer.shared.publisher.clone();
+            let hub = writer.shared.hub.clone();
             let close_reply = writer.run(requests);
-            // No more writes: end every watch (after what was committed is published).
-            publisher.close();
+            // No more writes: end every watch.
+            hub.close();
             // Close the database before releasing the lock, then answer `close()`.
             drop(lock);
             if let Some(reply) = close_reply {
@@ -196,7 +194,7 @@ impl Writer {
             Ok(last_revision) => {
                 if let Some(revision) = last_revision {
                     self.shared.revision.store(revision, Ordering::SeqCst);
-                    self.shared.publisher.publish(events);
+                    self.shared.hub.publish(&events);
                 }
                 for p in pending {
                     let _ = p.reply.send(p.result);
