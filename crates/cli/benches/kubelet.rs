@@ -26,16 +26,21 @@
 //!    unmeasured warm-up pod first (the node's first pod also creates the CNI bridge);
 //!    then N pods one by one (each created once the previous one is Running); the
 //!    readings with N pods running; all deleted; then N pods created at once (N
-//!    concurrent create calls) and the readings again. Readings: VmRSS (and VmHWM) of
-//!    the kubelet and of containerd, and the sum of VmRSS and of PSS over containerd's
-//!    shims. The kubelet's CPU seconds per phase. The runtime's share of each startup
-//!    comes from containerd's own log (RunPodSandbox, CreateContainer, StartContainer,
-//!    with their timestamps).
+//!    concurrent create calls) and the readings again. Readings: VmRSS (and VmHWM,
+//!    its anonymous and file-backed parts, PSS) of the kubelet, VmRSS of containerd,
+//!    VmRSS and PSS summed over containerd's shims. CPU seconds per phase of the
+//!    kubelet, containerd (and its reaped children: CNI plugins), the shims (with
+//!    runc), the server and the whole machine; the kubelet's sync and status-write
+//!    counters. Where each startup goes comes from containerd's own log
+//!    (RunPodSandbox, CreateContainer, StartContainer, with their timestamps) set
+//!    against the watch's wall-clock times. Then the CPU over [`IDLE`] with the pods
+//!    running, and what each CRI call of a pod status costs containerd.
 //! 2. Hollow: per size (1 node, then N), a fresh `mast server` and `mast kubelet
 //!    --runtime fake --hollow-nodes SIZE`; once every node is Ready and every lease has
 //!    been renewed a few times (default 10 s interval), the kubelet's VmRSS.
 //!
-//! Prints Markdown tables (paste them into docs/benchmarks.md).
+//! Prints how busy the machine was just before, then Markdown tables (paste them into
+//! docs/benchmarks.md).
 
 mod common;
 

@@ -14,12 +14,15 @@
 //! Runs as root; never skipped. Timings and the kubelet's RSS go to stderr.
 
 mod common;
+// Each user of the shared harness needs a different part of it.
+#[allow(dead_code)]
+#[path = "../benches/common/netns.rs"]
+mod netns;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::future::Future;
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -29,8 +32,8 @@ use common::{Backend, Server, unique_name};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use netns::{processes, run};
 use serde_json::json;
-use tempfile::TempDir;
 use tokio::time::Instant;
 
 const BUSYBOX: &str = "docker.io/library/busybox:latest";
@@ -38,59 +41,44 @@ const DEADLINE: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(100);
 const MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// The test's world; dropping it removes everything the test made.
+/// The test's world: the namespace and temp dir (the shared harness, which removes
+/// containerd, shims, cgroups, mounts and the namespace on drop) and the kubelet.
 struct World {
-    netns: String,
-    dir: TempDir,
-    cgroup_root: String,
     kubelet: Option<Child>,
     kubelet_logs: Vec<PathBuf>,
+    // Dropped after `Drop::drop` below has stopped the kubelet.
+    net: netns::World,
 }
 
 impl World {
     fn new() -> anyhow::Result<World> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let netns = format!("mast-kc-{}-{nanos:x}", std::process::id());
-        // Short: containerd's socket path must fit in a unix socket address.
-        let dir = tempfile::Builder::new().prefix("mast-kc-").tempdir()?;
-        run("ip", &["netns", "add", &netns])?;
-        let world = World {
-            cgroup_root: format!("/{netns}"),
-            netns,
-            dir,
+        Ok(World {
             kubelet: None,
             kubelet_logs: Vec::new(),
-        };
-        run("ip", &["-n", &world.netns, "link", "set", "lo", "up"])?;
-        Ok(world)
+            net: netns::World::new("mast-kc")?,
+        })
     }
 
     fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("k")
+        self.net.data_dir()
     }
 
     fn socket(&self) -> PathBuf {
-        self.data_dir().join("containerd").join("containerd.sock")
+        self.net.socket()
     }
 
-    /// Moves the calling thread into the namespace; threads and processes it starts
-    /// afterwards are born there.
+    fn cgroup_root(&self) -> &str {
+        self.net.cgroup_root()
+    }
+
     fn enter(&self) -> anyhow::Result<()> {
-        let file = File::open(Path::new("/var/run/netns").join(&self.netns))?;
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )?;
-        Ok(())
+        self.net.enter()
     }
 
     fn start_kubelet(&mut self, server: &Server, node: &str) -> anyhow::Result<u32> {
         let log = self
-            .dir
-            .path()
+            .net
+            .dir()
             .join(format!("kubelet-{}.log", self.kubelet_logs.len()));
         let file = File::create(&log)?;
         let file2 = file.try_clone()?;
@@ -109,7 +97,7 @@ impl World {
                 "--node-ip",
                 "127.0.0.1",
             ])
-            .args(["--cgroup-root", &self.cgroup_root])
+            .args(["--cgroup-root", self.cgroup_root()])
             .arg("--exit-with-parent")
             .env("RUST_LOG", "info,kubelet=debug")
             .stdin(Stdio::null())
@@ -148,209 +136,9 @@ impl Drop for World {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let config = self.data_dir().join("containerd").join("config.toml");
-        for pid in processes(|args| {
-            args.first().is_some_and(|a| a.ends_with(b"containerd"))
-                && args
-                    .windows(2)
-                    .any(|w| w[0] == b"--config" && w[1] == config.as_os_str().as_encoded_bytes())
-        }) {
-            kill(pid);
-        }
-        kill_shims(&self.socket());
-        remove_cgroups(&self.cgroup_root);
-        unmount_under(self.dir.path());
-        if let Err(e) = run("ip", &["netns", "del", &self.netns]) {
-            eprintln!("cleanup: {e:#}");
-        }
     }
 }
 
-fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {program}"))?;
-    ensure!(
-        out.status.success(),
-        "{program} {}: {}: {}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn kill(pid: i32) {
-    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-    }
-}
-
-/// Pids whose command line (split at NULs) passes `matches`.
-fn processes(matches: impl Fn(&[&[u8]]) -> bool) -> Vec<i32> {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if matches(&args) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-/// Kills the shims of the containerd at `socket` and removes what they leave (their
-/// sockets under /run/containerd/s, libcni's cached results).
-fn kill_shims(socket: &Path) {
-    let socket_bytes = socket.as_os_str().as_encoded_bytes().to_vec();
-    let shims = processes(|args| {
-        args.first()
-            .is_some_and(|a| a.ends_with(b"containerd-shim-runc-v2"))
-            && args
-                .windows(2)
-                .any(|w| w[0] == b"-address" && w[1] == socket_bytes.as_slice())
-    });
-    for pid in shims {
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let arg = |name: &[u8]| {
-            args.windows(2)
-                .find(|w| w[0] == name)
-                .map(|w| String::from_utf8_lossy(w[1]).into_owned())
-        };
-        kill(pid);
-        if let (Some(ns), Some(id)) = (arg(b"-namespace"), arg(b"-id")) {
-            remove_shim_socket(&format!("{}/{ns}/{id}", socket.display()));
-            remove_cni_cache(&id);
-        }
-    }
-}
-
-fn remove_cni_cache(sandbox_id: &str) {
-    let Ok(entries) = std::fs::read_dir("/var/lib/cni/results") else {
-        return;
-    };
-    let needle = format!("-{sandbox_id}-");
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().contains(&needle) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// containerd 1.6 names a shim's socket `/run/containerd/s/<sha256 of ADDRESS/NS/ID>`.
-fn remove_shim_socket(key: &str) {
-    let Ok(mut child) = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-    else {
-        return;
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(key.as_bytes());
-    }
-    let Ok(out) = child.wait_with_output() else {
-        return;
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    if let Some(hash) = text.split_whitespace().next() {
-        let _ = std::fs::remove_file(Path::new("/run/containerd/s").join(hash));
-    }
-}
-
-/// Kills every process under the cgroup `root` (every hierarchy) and removes it.
-fn remove_cgroups(root: &str) {
-    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    for h in hierarchies.flatten() {
-        let dir = h.path().join(root.trim_start_matches('/'));
-        if dir.is_dir() && !h.path().is_symlink() {
-            remove_cgroup_tree(&dir);
-        }
-    }
-}
-
-fn remove_cgroup_tree(dir: &Path) {
-    if let Ok(children) = std::fs::read_dir(dir) {
-        for child in children.flatten() {
-            if child.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_cgroup_tree(&child.path());
-            }
-        }
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-            for pid in procs.lines().filter_map(|l| l.trim().parse().ok()) {
-                kill(pid);
-            }
-        }
-        match std::fs::remove_dir(dir) {
-            Ok(()) => return,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(e) if std::time::Instant::now() >= deadline => {
-                eprintln!("cleanup: rmdir {}: {e}", dir.display());
-                return;
-            }
-            // Killed processes take a moment to leave the cgroup.
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|_| bytes[i] == b'\\')
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .and_then(|d| u8::from_str_radix(d, 8).ok());
-        if let Some(v) = octal {
-            out.push(v);
-            i += 4;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn unmount_under(dir: &Path) {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return;
-    };
-    let mut found: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape_mountinfo(p)))
-        .filter(|p| p.starts_with(dir))
-        .collect();
-    found.reverse();
-    for mount in found {
-        let _ = rustix::mount::unmount(&mount, rustix::mount::UnmountFlags::DETACH);
-    }
-}
-
-/// Polls `check` until it yields a value; fails after `timeout` with the last error.
 async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
@@ -696,10 +484,10 @@ async fn scenario(world: &mut World) -> anyhow::Result<()> {
     let limit = std::fs::read_to_string(cgroup.join("memory.limit_in_bytes"))?;
     assert_eq!(limit.trim().parse::<u64>()?, MEMORY_LIMIT);
     ensure!(
-        cgroup.to_string_lossy().contains(&world.cgroup_root),
+        cgroup.to_string_lossy().contains(world.cgroup_root()),
         "{} not under {}",
         cgroup.display(),
-        world.cgroup_root
+        world.cgroup_root()
     );
 
     // CrashLoopBackOff, liveness, readiness, image pull failures, all at once.

@@ -5,10 +5,11 @@
 //! the pods' bridge. Nothing needs a veth or `ip netns exec` (which would remount /sys
 //! and hide the cgroups).
 //!
-//! [`World`]'s Drop removes what a kubelet leaves, on every exit path: our containerd,
-//! its shims (and their sockets under /run/containerd/s, libcni's cached results), the
-//! pod cgroups, mounts under the temp dir, and the namespace, which takes its routes,
-//! nftables table and bridge with it. [`Residue`] checks afterwards that nothing is left.
+//! [`World`]'s Drop removes what a kubelet leaves, whether the run succeeds, fails or
+//! panics (not if the process is killed): our containerd, its shims (and their sockets
+//! under /run/containerd/s, libcni's cached results), the pod cgroups, mounts under the
+//! temp dir, and the namespace, which takes its routes, nftables table and bridge with
+//! it. [`Residue`] checks afterwards that nothing is left.
 
 use std::fs::File;
 use std::io::Write;
