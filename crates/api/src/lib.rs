@@ -11,6 +11,7 @@
 //! - [`openapi`]: OpenAPI v3 schemas of the served kinds, from the `k8s-openapi` types.
 //! - [`validation`]: upstream validation per kind, reported as field causes.
 //! - [`selectors`]: label and field selectors, parsed and matched.
+//! - [`tolerations`]: which tolerations tolerate which taints.
 //! - [`patch`]: JSON patch, JSON merge patch, and strategic merge patch with upstream's
 //!   merge keys and directives.
 //! - [`typed`]: the round trip through the `k8s-openapi` types that every stored object
@@ -31,5 +32,6 @@ pub mod protobuf;
 pub mod registry;
 pub mod selectors;
 pub mod tables;
+pub mod tolerations;
 pub mod typed;
 pub mod validation;

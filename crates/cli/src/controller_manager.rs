@@ -17,10 +17,10 @@ pub struct ControllerOptions {
     #[arg(long, default_value_t = 24)]
     pub node_cidr_mask_size: u8,
     /// How long a node may miss heartbeats before it is marked Unknown (e.g. 40s).
-    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    #[arg(long, default_value = "40s", value_parser = crate::flags::duration)]
     pub node_monitor_grace_period: Duration,
     /// How long a new node may take to post its first status (e.g. 1m).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = crate::flags::duration)]
     pub node_startup_grace_period: Duration,
 }
 
@@ -55,52 +55,5 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
         () = controllers::run(client, args.options.config(), leading_rx) => Ok(()),
         _ = tokio::signal::ctrl_c() => Ok(()),
         _ = terminate.recv() => Ok(()),
-    }
-}
-
-/// Durations as Kubernetes flags write them: `40s`, `500ms`, `5m`, `1h`, `1m30s`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {text:?} (examples: 40s, 500ms, 5m, 1m30s)");
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ms" => number / 1000.0,
-            "s" => number,
-            "m" => number * 60.0,
-            "h" => number * 3600.0,
-            _ => return Err(bad()),
-        };
-        total += Duration::try_from_secs_f64(seconds).map_err(|_| bad())?;
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_as_kubernetes_flags_write_them() {
-        assert_eq!(parse_duration("40s"), Ok(Duration::from_secs(40)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        for bad in ["", "40", "s", "4x", "-1s", "1s2"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} must be refused");
-        }
     }
 }

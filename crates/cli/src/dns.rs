@@ -49,7 +49,7 @@ pub struct DnsArgs {
     #[arg(long, default_value = "/etc/resolv.conf")]
     pub resolv_conf: PathBuf,
     /// How long a forwarded query may take (e.g. 2s, 500ms).
-    #[arg(long, default_value = "2s", value_parser = duration)]
+    #[arg(long, default_value = "2s", value_parser = crate::flags::duration)]
     pub upstream_timeout: Duration,
     /// Create (or repair) the kube-system/kube-dns Service and publish this server as
     /// its endpoint.
@@ -65,10 +65,6 @@ pub struct DnsArgs {
     /// Stop when the parent process goes away (tests).
     #[arg(long, hide = true)]
     pub exit_with_parent: bool,
-}
-
-fn duration(text: &str) -> Result<Duration, String> {
-    kubelet::config::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// The source address of the default route (connecting a UDP socket sends nothing).

@@ -86,10 +86,10 @@ pub struct KubeletArgs {
     #[arg(long, default_value_t = 40)]
     pub node_lease_duration_seconds: i32,
     /// How often the node lease is renewed (e.g. 10s, 500ms).
-    #[arg(long, default_value = "10s", value_parser = duration)]
+    #[arg(long, default_value = "10s", value_parser = crate::flags::duration)]
     pub node_lease_renew_interval: Duration,
     /// How often the node status is posted even when nothing changed.
-    #[arg(long, default_value = "5m", value_parser = duration)]
+    #[arg(long, default_value = "5m", value_parser = crate::flags::duration)]
     pub node_status_report_frequency: Duration,
     /// Stop when the parent process goes away (tests use it so that a killed test
     /// runner leaves no kubelet behind).
@@ -108,10 +108,6 @@ fn ip_list(text: &str) -> Result<IpList, String> {
         .map(|s| s.parse().map_err(|e| format!("{s:?}: {e}")))
         .collect::<Result<Vec<IpAddr>, String>>()
         .map(IpList)
-}
-
-fn duration(text: &str) -> Result<Duration, String> {
-    kubelet::config::parse_duration(text).map_err(|e| e.to_string())
 }
 
 impl KubeletArgs {

@@ -6,6 +6,7 @@ mod apiserver;
 mod controller_manager;
 mod dns;
 mod explain;
+mod flags;
 mod images;
 mod kubelet;
 mod proxy;

@@ -47,19 +47,15 @@ pub struct ProxyOptions {
     #[arg(long, value_enum, default_value = "nftables")]
     pub mode: ModeArg,
     /// Shortest time between two syncs (changes within it are batched).
-    #[arg(long, default_value = "1s", value_parser = duration)]
+    #[arg(long, default_value = "1s", value_parser = crate::flags::duration)]
     pub min_sync_period: Duration,
     /// Longest time between two syncs (a full re-apply repairs tampered rules).
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    #[arg(long, default_value = "30s", value_parser = crate::flags::duration)]
     pub sync_period: Duration,
     /// CIDRs of the node addresses NodePorts answer on (comma-separated); all local
     /// addresses except 127.0.0.0/8 when unset.
     #[arg(long, value_delimiter = ',')]
     pub nodeport_addresses: Vec<Ipv4Cidr>,
-}
-
-fn duration(text: &str) -> Result<Duration, String> {
-    kubelet::config::parse_duration(text).map_err(|e| e.to_string())
 }
 
 impl ProxyOptions {

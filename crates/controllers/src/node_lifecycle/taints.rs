@@ -61,24 +61,7 @@ pub fn with_health_taints(taints: &[Taint], ready: Option<&str>, now: Timestamp)
     result
 }
 
-/// Whether `toleration` tolerates `taint` (upstream's `ToleratesTaint`).
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect = toleration.effect.as_deref().unwrap_or("");
-    if !effect.is_empty() && effect != taint.effect {
-        return false;
-    }
-    let key = toleration.key.as_deref().unwrap_or("");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" => {
-            toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-        _ => false,
-    }
-}
+pub use api::tolerations::tolerates;
 
 /// What taint-based eviction does with a pod on a node.
 #[derive(Debug, Clone, PartialEq, Eq)]

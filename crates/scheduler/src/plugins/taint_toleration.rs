@@ -10,25 +10,7 @@ use crate::framework::{
     default_normalize_score,
 };
 
-/// Upstream's `Toleration.ToleratesTaint`: an empty effect or key in the toleration
-/// matches any; `Exists` matches any value, `Equal` (or empty) the same value.
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect = toleration.effect.as_deref().unwrap_or("");
-    if !effect.is_empty() && effect != taint.effect {
-        return false;
-    }
-    let key = toleration.key.as_deref().unwrap_or("");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or("") {
-        "" | "Equal" => {
-            toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-        "Exists" => true,
-        _ => false,
-    }
-}
+pub use api::tolerations::tolerates;
 
 /// Whether any toleration tolerates the taint.
 pub fn tolerations_tolerate(tolerations: &[Toleration], taint: &Taint) -> bool {
