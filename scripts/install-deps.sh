@@ -13,6 +13,7 @@
 #   busybox     (busybox-static)     scripts/build-images.sh builds the test images from it
 #   nft         (nftables)           the proxy's data path and pod masquerading
 #   ip          (iproute2)           network namespaces in the container tests
+#   nginx       (nginx, libnginx-mod-stream)  the TCP balancer over the masters (`mast nginx-config`)
 set -euo pipefail
 
 need=()
@@ -28,6 +29,9 @@ dpkg -s containernetworking-plugins >/dev/null 2>&1 || need+=(containernetworkin
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# nginx is under /usr/sbin, often not on a user's PATH: ask dpkg.
+dpkg -s nginx >/dev/null 2>&1 || need+=(nginx)
+dpkg -s libnginx-mod-stream >/dev/null 2>&1 || need+=(libnginx-mod-stream)
 
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
@@ -40,6 +44,16 @@ if ((${#need[@]})); then
     # Package lists may be missing or stale on a fresh machine: refresh once on failure.
     "${sudo[@]}" apt-get install -y --no-install-recommends "${need[@]}" >/dev/null \
         || { "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" apt-get install -y --no-install-recommends "${need[@]}" >/dev/null; }
+    # Debian's nginx package starts a system nginx on :80 where an init system runs.
+    # mast runs its own nginx (unprivileged, its own config): stop and disable that one.
+    if [[ " ${need[*]} " == *" nginx "* ]]; then
+        if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
+            "${sudo[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true
+        elif command -v service >/dev/null 2>&1 && service nginx status >/dev/null 2>&1; then
+            "${sudo[@]}" service nginx stop >/dev/null 2>&1 || true
+            "${sudo[@]}" update-rc.d nginx disable >/dev/null 2>&1 || true
+        fi
+    fi
 fi
 
 command -v cargo >/dev/null 2>&1 || { echo "error: cargo not found; install Rust (rustup) first" >&2; exit 1; }

@@ -11,6 +11,7 @@
 //! - [`openapi`]: OpenAPI v3 schemas of the served kinds, from the `k8s-openapi` types.
 //! - [`validation`]: upstream validation per kind, reported as field causes.
 //! - [`selectors`]: label and field selectors, parsed and matched.
+//! - [`fence`]: leader fencing tokens as they travel in a request header.
 //! - [`tolerations`]: which tolerations tolerate which taints.
 //! - [`patch`]: JSON patch, JSON merge patch, and strategic merge patch with upstream's
 //!   merge keys and directives.
@@ -26,6 +27,7 @@
 
 pub mod apply;
 pub mod defaults;
+pub mod fence;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

@@ -14,7 +14,8 @@
 //! - [`kubelet_client`]: where a node's kubelet listens, and a streaming GET to it
 //!   (`pods/log`).
 //! - [`watch_cache`]: per resource, one store watch feeding every client watch.
-//! - [`objects`]: API objects in the store (keys, JSON, resourceVersion = revision).
+//! - [`objects`]: API objects in the store (keys, JSON, resourceVersion = revision);
+//!   [`fencing`]: a leader's fence header, and the Lease check that guards its writes.
 //! - [`discovery`], [`openapi`] (the minimal v3 kubectl's validation needs), [`metrics`], [`kubeconfig`], [`codec`] (JSON/YAML, limits),
 //!   [`query`] (list, watch and delete options), [`meta`] (object metadata),
 //!   [`error`] (every error as a Kubernetes Status).
@@ -24,6 +25,7 @@ pub mod allocator;
 pub mod codec;
 pub mod discovery;
 pub mod error;
+pub mod fencing;
 pub mod handlers;
 pub mod kubeconfig;
 pub mod kubelet_client;

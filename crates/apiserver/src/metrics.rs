@@ -1,6 +1,6 @@
 //! Prometheus metrics, written by hand in the text format: requests and latency by verb
 //! and resource, client watchers and store watches per resource, store calls by
-//! operation.
+//! operation, fenced writes by Lease and outcome.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -15,6 +15,11 @@ const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// At most this many distinct Leases get a fenced-writes series of their own; the
+/// rest share `lease="other"`. The Lease name comes from a client's header, and a
+/// client must not be able to grow /metrics without bound.
+const MAX_FENCE_LEASES: usize = 64;
+
 /// Shared metrics; cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
@@ -26,6 +31,8 @@ struct Inner {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<(String, String), Histogram>>,
     store_calls: Mutex<BTreeMap<&'static str, u64>>,
+    /// Per (Lease `namespace/name`, accepted or rejected): fenced writes.
+    fenced_writes: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Per resource plural: client watches open, store watches open.
     watchers: BTreeMap<&'static str, AtomicI64>,
     store_watches: BTreeMap<&'static str, AtomicI64>,
@@ -104,6 +111,26 @@ impl Metrics {
     pub fn store_call(&self, op: &'static str) {
         if let Ok(mut m) = self.inner.store_calls.lock() {
             *m.entry(op).or_default() += 1;
+        }
+    }
+
+    /// Counts one fenced store write: done under a matching Lease (`accepted`), or
+    /// refused because the Lease names another holder or term, or is gone.
+    pub fn fenced_write(&self, lease: &str, accepted: bool) {
+        let result = if accepted { "accepted" } else { "rejected" };
+        if let Ok(mut m) = self.inner.fenced_writes.lock() {
+            let known = m.keys().any(|(l, _)| l == lease);
+            let leases = m
+                .keys()
+                .map(|(l, _)| l.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            let lease = if known || leases < MAX_FENCE_LEASES {
+                lease
+            } else {
+                "other"
+            };
+            *m.entry((lease.to_string(), result)).or_default() += 1;
         }
     }
 
@@ -203,8 +230,26 @@ impl Metrics {
                 let _ = writeln!(out, "mast_store_calls_total{{operation=\"{op}\"}} {n}");
             }
         }
+        out.push_str(
+            "# HELP mast_apiserver_fenced_writes_total Leader-fenced store writes by lease and result.\n",
+        );
+        out.push_str("# TYPE mast_apiserver_fenced_writes_total counter\n");
+        if let Ok(m) = self.inner.fenced_writes.lock() {
+            for ((lease, result), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "mast_apiserver_fenced_writes_total{{lease=\"{}\",result=\"{result}\"}} {n}",
+                    label_value(lease)
+                );
+            }
+        }
         out
     }
+}
+
+/// A label value escaped for the text format (a Lease name in a header may hold `"`).
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 #[cfg(test)]
@@ -229,5 +274,32 @@ mod tests {
         assert!(text.contains("mast_store_calls_total{operation=\"get\"} 1"));
         drop(guard);
         assert_eq!(m.gauge_value(Gauge::Watchers, "pods"), 0);
+    }
+
+    #[test]
+    fn fenced_writes_by_lease_and_result_with_a_bounded_label_set() {
+        let m = Metrics::new();
+        m.fenced_write("kube-system/kube-scheduler", true);
+        m.fenced_write("kube-system/kube-scheduler", true);
+        m.fenced_write("kube-system/kube-scheduler", false);
+        m.fenced_write("ns/a\"b", false);
+        for i in 0..MAX_FENCE_LEASES {
+            m.fenced_write(&format!("ns/l{i}"), false);
+        }
+        m.fenced_write("kube-system/kube-scheduler", true);
+        let text = m.render();
+        assert!(text.contains(
+            "mast_apiserver_fenced_writes_total{lease=\"kube-system/kube-scheduler\",result=\"accepted\"} 3"
+        ));
+        assert!(text.contains(
+            "mast_apiserver_fenced_writes_total{lease=\"kube-system/kube-scheduler\",result=\"rejected\"} 1"
+        ));
+        assert!(text.contains("lease=\"ns/a\\\"b\""), "{text}");
+        // Two leases were known; the rest of the 64 fill the set and the last spill.
+        assert!(
+            text.contains(
+                "mast_apiserver_fenced_writes_total{lease=\"other\",result=\"rejected\"} 2"
+            )
+        );
     }
 }

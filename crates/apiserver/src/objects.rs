@@ -1,13 +1,22 @@
 //! API objects in the store: JSON values under `/registry/…` keys, stored without their
 //! resourceVersion (the store revision is the resourceVersion) and given it back on
 //! every read.
+//!
+//! An [`Objects`] may carry a leader's fence ([`Objects::with_fence`]): then every write
+//! is guarded by the fence's Lease (see [`crate::fencing`]), so every handler's writes
+//! are fenced without the handler knowing.
 
+use std::future::Future;
+use std::sync::Arc;
+
+use api::fence::Fence;
 use api::registry::Resource;
 use bytes::Bytes;
 use serde_json::Value;
-use store::{AnyStore, Store};
+use store::{AnyStore, Guard, Store};
 
 use crate::error::ApiError;
+use crate::fencing;
 use crate::meta;
 use crate::metrics::Metrics;
 
@@ -25,6 +34,15 @@ pub struct Stored {
 pub struct Objects {
     store: AnyStore,
     metrics: Metrics,
+    /// The fence every write is conditional on (None: writes are unconditional).
+    fence: Option<Arc<Fenced>>,
+}
+
+/// A fence and the store key of its Lease.
+#[derive(Debug)]
+struct Fenced {
+    fence: Fence,
+    lease_key: String,
 }
 
 /// One page of a list read at one revision.
@@ -39,7 +57,28 @@ pub struct Page {
 
 impl Objects {
     pub fn new(store: AnyStore, metrics: Metrics) -> Self {
-        Self { store, metrics }
+        Self {
+            store,
+            metrics,
+            fence: None,
+        }
+    }
+
+    /// The same store, every write conditional on `fence`.
+    pub fn with_fence(&self, fence: Fence) -> Result<Self, ApiError> {
+        let leases = api::registry::find("coordination.k8s.io", "v1", "leases")
+            .ok_or_else(|| ApiError::Internal("the leases resource is not registered".into()))?;
+        let lease_key = leases.key(Some(&fence.lease_namespace), &fence.lease_name);
+        Ok(Self {
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            fence: Some(Arc::new(Fenced { fence, lease_key })),
+        })
+    }
+
+    /// The fence writes are conditional on, if any.
+    pub fn fence(&self) -> Option<&Fence> {
+        self.fence.as_deref().map(|f| &f.fence)
     }
 
     pub fn store(&self) -> &AnyStore {
@@ -71,7 +110,10 @@ impl Objects {
     ) -> Result<Stored, ApiError> {
         self.metrics.store_call("create");
         let bytes = encode(&mut object)?;
-        match self.store.create(key.as_bytes(), bytes, None).await {
+        let written = self
+            .write(|guard| self.store.create(key.as_bytes(), bytes.clone(), guard))
+            .await?;
+        match written {
             Ok(revision) => Ok(with_revision(object, revision)),
             Err(store::Error::AlreadyExists { .. }) => Err(ApiError::already_exists(
                 resource.group,
@@ -91,11 +133,13 @@ impl Objects {
     ) -> Result<Option<Stored>, ApiError> {
         self.metrics.store_call("update");
         let bytes = encode(&mut object)?;
-        match self
-            .store
-            .update(key.as_bytes(), bytes, expected, None)
-            .await
-        {
+        let written = self
+            .write(|guard| {
+                self.store
+                    .update(key.as_bytes(), bytes.clone(), expected, guard)
+            })
+            .await?;
+        match written {
             Ok(revision) => Ok(Some(with_revision(object, revision))),
             Err(store::Error::Conflict { .. } | store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
@@ -105,11 +149,10 @@ impl Objects {
     /// Deletes the object if it is still at `expected`; `Ok(None)` if it moved or went.
     pub async fn delete(&self, key: &str, expected: i64) -> Result<Option<i64>, ApiError> {
         self.metrics.store_call("delete");
-        match self
-            .store
-            .delete(key.as_bytes(), Some(expected), None)
-            .await
-        {
+        let written = self
+            .write(|guard| self.store.delete(key.as_bytes(), Some(expected), guard))
+            .await?;
+        match written {
             Ok(deleted) => Ok(Some(deleted.revision)),
             Err(store::Error::Conflict { .. } | store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
@@ -149,6 +192,61 @@ impl Objects {
     pub async fn current_revision(&self) -> Result<i64, ApiError> {
         self.metrics.store_call("current_revision");
         Ok(self.store.current_revision().await?)
+    }
+
+    /// Runs one store write: unguarded without a fence; with one, guarded by the
+    /// Lease as read just before, re-reading it and writing again while only the
+    /// Lease's revision moved (a renew by the same holder). The outer error is the
+    /// fence's verdict; the inner result is the write's own.
+    async fn write<T, F, Fut>(&self, op: F) -> Result<store::Result<T>, ApiError>
+    where
+        F: Fn(Option<Guard>) -> Fut,
+        Fut: Future<Output = store::Result<T>>,
+    {
+        let Some(fenced) = self.fence.as_deref() else {
+            return Ok(op(None).await);
+        };
+        let fence = &fenced.fence;
+        let lease = fence.lease();
+        for _ in 0..fencing::MAX_LEASE_TRIES {
+            self.metrics.store_call("get");
+            let current = match self.store.get(fenced.lease_key.as_bytes()).await {
+                Ok(kv) => Some(kv),
+                Err(store::Error::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let guard = match fencing::guard(fence, current.as_ref()) {
+                Ok(guard) => guard,
+                Err(e) => {
+                    if e.is_rejection() {
+                        self.metrics.fenced_write(&lease, false);
+                        tracing::info!(
+                            lease = %lease,
+                            holder = %fence.holder,
+                            transitions = fence.transitions,
+                            error = %e,
+                            "fenced write rejected"
+                        );
+                    }
+                    return Err(e.into());
+                }
+            };
+            match op(Some(guard)).await {
+                // Only the Lease's revision is known to have moved: look again.
+                Err(store::Error::GuardFailed { .. }) => continue,
+                result => {
+                    if result.is_ok() {
+                        self.metrics.fenced_write(&lease, true);
+                    }
+                    return Ok(result);
+                }
+            }
+        }
+        Err(fencing::Error::Contended {
+            lease,
+            tries: fencing::MAX_LEASE_TRIES,
+        }
+        .into())
     }
 }
 

@@ -79,7 +79,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     };
     // The client first: a bad kubeconfig must fail before containerd is started and
     // the host's network rules are touched.
-    let client = crate::scheduler::client(&kubelet.kubeconfig).await?;
+    let client = crate::clients::from_kubeconfig(&kubelet.kubeconfig, &kubelet.servers)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop = Stop(stop_rx);
@@ -159,6 +159,7 @@ fn dns_args(kubelet: &KubeletArgs, node_name: &str) -> anyhow::Result<DnsArgs> {
         .unwrap_or(IpAddr::V4(Ipv4Addr::new(10, 43, 0, 10)));
     Ok(DnsArgs {
         kubeconfig: kubelet.kubeconfig.clone(),
+        servers: kubelet.servers.clone(),
         listen: SocketAddr::new(node_ip, DNS_PORT),
         cluster_domain: kubelet.cluster_domain.clone(),
         cluster_dns,

@@ -6,13 +6,16 @@ use crate::server::ServerArgs;
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let running = apiserver::start(&args.config()).await?;
-    serve_until_stopped(running, &args).await
+    serve_until_stopped(running, &args, std::future::ready(())).await
 }
 
-/// Waits for a signal (or the parent's end), then stops the API server.
+/// Waits for a signal (or the parent's end), runs `before_stop` (the in-process
+/// components hand their Leases over through this very server), then stops the API
+/// server.
 pub async fn serve_until_stopped(
     mut running: apiserver::Running,
     args: &ServerArgs,
+    before_stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     tokio::select! {
@@ -24,6 +27,7 @@ pub async fn serve_until_stopped(
         }
     }
     tracing::info!("shutting down");
+    before_stop.await;
     // Open watches would hold a graceful stop forever; give them a moment, then go.
     match tokio::time::timeout(std::time::Duration::from_secs(5), running.stop()).await {
         Ok(result) => Ok(result?),

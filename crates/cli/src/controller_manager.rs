@@ -44,16 +44,25 @@ pub struct ControllerManagerArgs {
     pub kubeconfig: PathBuf,
     #[command(flatten)]
     pub options: ControllerOptions,
+    #[command(flatten)]
+    pub election: crate::election::LeaderElectionArgs,
 }
 
+/// The Lease the controller-managers elect their leader through (upstream's name).
+pub const LEASE: &str = "kube-controller-manager";
+
 pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
-    let client = crate::scheduler::client(&args.kubeconfig).await?;
-    // Leader election comes with the HA work; alone, this instance leads.
-    let (_leading, leading_rx) = tokio::sync::watch::channel(true);
+    let connection = crate::scheduler::connection(&args.kubeconfig)?;
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let gate = crate::election::Gate::start(&args.election, LEASE, &connection, stop_rx)?;
     let mut terminate = signal(SignalKind::terminate())?;
     tokio::select! {
-        () = controllers::run(client, args.options.config(), leading_rx) => Ok(()),
-        _ = tokio::signal::ctrl_c() => Ok(()),
-        _ = terminate.recv() => Ok(()),
+        () = controllers::run(gate.client.clone(), args.options.config(), gate.leading.clone()) => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
     }
+    // The controllers are gone (dropped above); now hand the Lease over.
+    let _ = stop.send(true);
+    gate.finished().await;
+    Ok(())
 }

@@ -36,6 +36,10 @@ pub struct DnsArgs {
     /// The kubeconfig to reach the API server with.
     #[arg(long)]
     pub kubeconfig: PathBuf,
+    /// API servers (`URL[,URL…]`), replacing the kubeconfig's: new connections go to
+    /// the first that answers.
+    #[arg(long = "server", value_name = "URL", value_delimiter = ',', value_parser = crate::clients::server)]
+    pub servers: Vec<http::Uri>,
     /// Where to answer, UDP and TCP (port 0 picks a free one).
     #[arg(long, default_value = "0.0.0.0:53")]
     pub listen: SocketAddr,
@@ -86,7 +90,7 @@ fn own_addresses(listen: SocketAddr, node_ip: Option<IpAddr>) -> Vec<SocketAddr>
 }
 
 pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
-    let client = crate::scheduler::client(&args.kubeconfig).await?;
+    let client = crate::clients::from_kubeconfig(&args.kubeconfig, &args.servers)?;
     let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
     let exit_with_parent = args.exit_with_parent;
     let shutdown = async move {

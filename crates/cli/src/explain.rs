@@ -31,12 +31,11 @@ pub struct ExplainArgs {
 }
 
 pub async fn run(args: ExplainArgs) -> anyhow::Result<()> {
-    let client = match &args.kubeconfig {
-        Some(path) => crate::scheduler::client(path).await?,
-        None => kube::Client::try_default()
-            .await
-            .context("no kubeconfig (use --kubeconfig or set KUBECONFIG)")?,
+    let kubeconfig = match &args.kubeconfig {
+        Some(path) => path.clone(),
+        None => crate::clients::default_kubeconfig()?,
     };
+    let client = crate::clients::from_kubeconfig(&kubeconfig, &[])?;
     let framework = crate::scheduler::framework(args.config.as_deref())?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &args.namespace);
     let pod = pods

@@ -25,6 +25,10 @@ pub struct KubeletArgs {
     /// The kubeconfig to reach the API server with.
     #[arg(long)]
     pub kubeconfig: PathBuf,
+    /// API servers (`URL[,URL…]`), replacing the kubeconfig's: new connections go to
+    /// the first that answers.
+    #[arg(long = "server", value_name = "URL", value_delimiter = ',', value_parser = crate::clients::server)]
+    pub servers: Vec<http::Uri>,
     /// The Node's name (the host name when unset); hollow nodes are NAME-0 … NAME-(N-1).
     #[arg(long)]
     pub node_name: Option<String>,
@@ -159,7 +163,7 @@ pub(crate) fn hostname() -> String {
 pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
     // The client first: a bad kubeconfig must fail before containerd is started and
     // the host's network rules are touched.
-    let client = crate::scheduler::client(&args.kubeconfig).await?;
+    let client = crate::clients::from_kubeconfig(&args.kubeconfig, &args.servers)?;
     let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
     let exit_with_parent = args.exit_with_parent;
     let shutdown = async move {

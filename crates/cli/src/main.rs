@@ -3,12 +3,15 @@
 
 mod agent;
 mod apiserver;
+mod clients;
 mod controller_manager;
 mod dns;
+mod election;
 mod explain;
 mod flags;
 mod images;
 mod kubelet;
+mod nginx_config;
 mod proxy;
 mod scheduler;
 mod server;
@@ -46,6 +49,8 @@ enum Command {
     Dns(dns::DnsArgs),
     /// Run a node's service proxy (nftables DNAT, round-robin), against an API server.
     Proxy(proxy::ProxyArgs),
+    /// Print an nginx.conf balancing TCP over the masters' API servers (run one per node).
+    NginxConfig(nginx_config::NginxConfigArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -73,6 +78,7 @@ fn main() -> std::process::ExitCode {
             Command::Images(args) => images::run(args).await,
             Command::Dns(args) => dns::run(args).await,
             Command::Proxy(args) => proxy::run(args).await,
+            Command::NginxConfig(args) => nginx_config::run(args).await,
         }
     });
     match result {

@@ -25,6 +25,10 @@ pub struct ProxyArgs {
     /// The kubeconfig to reach the API server with.
     #[arg(long)]
     pub kubeconfig: PathBuf,
+    /// API servers (`URL[,URL…]`), replacing the kubeconfig's: new connections go to
+    /// the first that answers.
+    #[arg(long = "server", value_name = "URL", value_delimiter = ',', value_parser = crate::clients::server)]
+    pub servers: Vec<http::Uri>,
     /// This node's name (the host name when unset), for traffic policies `Local`.
     #[arg(long)]
     pub hostname_override: Option<String>,
@@ -84,7 +88,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(crate::kubelet::hostname);
     let config = args.options.config(node_name, args.cluster_cidr);
-    let client = crate::scheduler::client(&args.kubeconfig).await?;
+    let client = crate::clients::from_kubeconfig(&args.kubeconfig, &args.servers)?;
     let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
     let exit_with_parent = args.exit_with_parent;
     let shutdown = async move {

@@ -9,6 +9,11 @@ use scheduler::framework::Framework;
 use scheduler::registry::{Registry, SchedulerConfiguration};
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::election::Gate;
+
+/// The Lease the schedulers elect their leader through (upstream's name).
+pub const LEASE: &str = "kube-scheduler";
+
 /// Flags of `mast scheduler`.
 #[derive(Debug, Args)]
 pub struct SchedulerArgs {
@@ -19,6 +24,8 @@ pub struct SchedulerArgs {
     /// plugins; upstream's defaults without it.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub election: crate::election::LeaderElectionArgs,
 }
 
 /// The framework of the first profile in `config` (the default profile without one).
@@ -42,26 +49,27 @@ pub fn framework(config: Option<&Path>) -> anyhow::Result<Framework> {
         .context("the scheduler configuration has no profile")
 }
 
-/// A kube client from a kubeconfig file.
-pub async fn client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
-    let file = kube::config::Kubeconfig::read_from(kubeconfig)
-        .with_context(|| format!("reading the kubeconfig {}", kubeconfig.display()))?;
-    let config =
-        kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-            .await
-            .context("using the kubeconfig")?;
-    Ok(kube::Client::try_from(config)?)
+/// How to reach the API servers a kubeconfig file names.
+pub fn connection(kubeconfig: &Path) -> anyhow::Result<kubeclient::ClientConfig> {
+    kubeclient::ClientConfig::from_kubeconfig(kubeconfig)
+        .with_context(|| format!("using the kubeconfig {}", kubeconfig.display()))
 }
 
 pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
     let framework = framework(args.config.as_deref())?;
-    let client = client(&args.kubeconfig).await?;
-    // Leader election comes with the HA work; alone, this instance leads.
-    let (_leading, leading_rx) = tokio::sync::watch::channel(true);
+    let connection = connection(&args.kubeconfig)?;
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let gate = Gate::start(&args.election, LEASE, &connection, stop_rx)?;
     let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        result = scheduler::run::run(client, framework, leading_rx) => Ok(result?),
+    let result = tokio::select! {
+        result = scheduler::run::run(gate.client.clone(), framework, gate.leading.clone()) => {
+            result.map_err(anyhow::Error::from)
+        }
         _ = tokio::signal::ctrl_c() => Ok(()),
         _ = terminate.recv() => Ok(()),
-    }
+    };
+    // The scheduling loop is gone (dropped above); now hand the Lease over.
+    let _ = stop.send(true);
+    gate.finished().await;
+    result
 }

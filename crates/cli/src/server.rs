@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::election::Gate;
+
 /// Flags shared by `mast server` and `mast apiserver`.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
@@ -57,6 +59,10 @@ pub struct ServerArgs {
     pub disable_controller_manager: bool,
     #[command(flatten)]
     pub controllers: crate::controller_manager::ControllerOptions,
+    /// Leader election of the in-process scheduler and controller-manager (`mast server`
+    /// only), so that several masters run them with one active instance of each.
+    #[command(flatten)]
+    pub election: crate::election::LeaderElectionArgs,
 }
 
 impl ServerArgs {
@@ -97,40 +103,61 @@ fn default_data_dir() -> PathBuf {
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let running = apiserver::start(&args.config()).await?;
-    // Leader election comes with the HA work; alone, this instance leads. The switch
-    // lives as long as the server.
-    let (_leading, leading_rx) = tokio::sync::watch::channel(true);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let mut gates = Vec::new();
+    let mut components = tokio::task::JoinSet::new();
     if !args.disable_scheduler || !args.disable_controller_manager {
-        let client = loopback_client(running.address).await?;
+        let connection =
+            kubeclient::ClientConfig::for_servers(vec![loopback_uri(running.address)?]);
         if !args.disable_scheduler {
             let framework = crate::scheduler::framework(None)?;
-            let client = client.clone();
-            let leading_rx = leading_rx.clone();
-            tokio::spawn(async move {
-                if let Err(e) = scheduler::run::run(client, framework, leading_rx).await {
+            let gate = Gate::start(
+                &args.election,
+                crate::scheduler::LEASE,
+                &connection,
+                stop_rx.clone(),
+            )?;
+            let (client, leading) = (gate.client.clone(), gate.leading.clone());
+            components.spawn(async move {
+                if let Err(e) = scheduler::run::run(client, framework, leading).await {
                     tracing::error!(error = %e, "scheduler stopped");
                 }
             });
+            gates.push(gate);
         }
         if !args.disable_controller_manager {
+            let gate = Gate::start(
+                &args.election,
+                crate::controller_manager::LEASE,
+                &connection,
+                stop_rx,
+            )?;
             let config = args.controllers.config();
-            tokio::spawn(controllers::run(client, config, leading_rx));
+            components.spawn(controllers::run(
+                gate.client.clone(),
+                config,
+                gate.leading.clone(),
+            ));
+            gates.push(gate);
         }
     }
-    crate::apiserver::serve_until_stopped(running, &args).await
+    // On a stop: end the components' work first, then release their Leases through
+    // this server (still serving), so that another master takes over at once.
+    let hand_over = async move {
+        components.shutdown().await;
+        let _ = stop.send(true);
+        for gate in gates {
+            gate.finished().await;
+        }
+    };
+    crate::apiserver::serve_until_stopped(running, &args, hand_over).await
 }
 
-/// A client for the in-process components, over loopback to this server.
-async fn loopback_client(mut address: std::net::SocketAddr) -> anyhow::Result<kube::Client> {
+/// This server's own address as the in-process components reach it (loopback when it
+/// listens on every address).
+fn loopback_uri(mut address: std::net::SocketAddr) -> anyhow::Result<http::Uri> {
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let text = apiserver::kubeconfig::render(&format!("http://{address}"));
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&text)?;
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await?;
-    Ok(kube::Client::try_from(config)?)
+    Ok(format!("http://{address}").parse()?)
 }

@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{Binding, Event, Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::Client;
 use kube::api::{Api, PatchParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::{Mutex, Notify, watch};
 
 use crate::framework::cache::Cache;
@@ -354,7 +354,10 @@ async fn housekeeping(shared: Arc<Shared>) {
 /// Nodes into the cache; every node change may make a waiting pod fit.
 async fn watch_nodes(client: Client, shared: Arc<Shared>) {
     let api: Api<Node> = Api::all(client);
-    let mut stream = watcher(api, watcher::Config::default()).boxed();
+    // With backoff: an unreachable API server must not turn the loop into a spin.
+    let mut stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
     while let Some(event) = stream.next().await {
         let event = match event {
             Ok(e) => e,
@@ -386,7 +389,10 @@ async fn watch_nodes(client: Client, shared: Arc<Shared>) {
 /// Pods: bound ones into the cache, pending ones for this scheduler into the queue.
 async fn watch_pods(client: Client, shared: Arc<Shared>, scheduler_name: String) {
     let api: Api<Pod> = Api::all(client);
-    let mut stream = watcher(api, watcher::Config::default()).boxed();
+    // With backoff: an unreachable API server must not turn the loop into a spin.
+    let mut stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
     while let Some(event) = stream.next().await {
         let event = match event {
             Ok(e) => e,

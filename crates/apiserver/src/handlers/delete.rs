@@ -64,7 +64,7 @@ async fn delete_one(
 ) -> Result<Outcome, ApiError> {
     let resource = req.resource;
     let key = req.key(name);
-    let objects = req.state.objects();
+    let objects = req.objects();
     for _ in 0..MAX_RETRIES {
         let current = objects.get(resource, &key, name).await?;
         check_preconditions(req, name, &current.object, options)?;

@@ -21,6 +21,8 @@ use serde_json::Value;
 
 use crate::codec;
 use crate::error::ApiError;
+use crate::fencing;
+use crate::objects::Objects;
 use crate::path::Target;
 use crate::query::{DeleteOptions, ListOptions};
 use crate::state::AppState;
@@ -32,6 +34,9 @@ pub use read::selected;
 #[derive(Debug)]
 pub struct Request<'a> {
     pub state: &'a AppState,
+    /// The store as this request writes it: the state's objects, or, for a leader's
+    /// request carrying a fence, the same with every write guarded by its Lease.
+    pub objects: &'a Objects,
     pub resource: &'static Resource,
     pub namespace: Option<String>,
     pub name: Option<String>,
@@ -45,6 +50,11 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
+    /// Objects in the store, written under this request's fence if it has one.
+    pub fn objects(&self) -> &'a Objects {
+        self.objects
+    }
+
     /// The object name from the path (every single-object verb has one).
     pub fn name(&self) -> Result<&str, ApiError> {
         self.name
@@ -75,6 +85,7 @@ impl<'a> Request<'a> {
     ) -> Request<'a> {
         Request {
             state: self.state,
+            objects: self.objects,
             resource: self.resource,
             namespace,
             name,
@@ -112,8 +123,27 @@ pub async fn dispatch(
         Err(e) => return e.into_response(),
     };
     let fields = FieldChecks::new(mode);
+    // Only writes are fenced; a read ignores the header. The fenced view is built once
+    // per request, and the unfenced path borrows the state's as before.
+    let fence = match *method {
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
+            fencing::from_headers(headers).map_err(ApiError::from)
+        }
+        _ => Ok(None),
+    };
+    let fenced;
+    let fenced_objects = fence.and_then(|f| f.map(|f| state.objects().with_fence(f)).transpose());
+    let (objects, fence_error) = match fenced_objects {
+        Ok(Some(o)) => {
+            fenced = o;
+            (&fenced, None)
+        }
+        Ok(None) => (state.objects(), None),
+        Err(e) => (state.objects(), Some(e)),
+    };
     let req = Request {
         state,
+        objects,
         resource,
         namespace: target.namespace,
         name: target.name,
@@ -131,12 +161,13 @@ pub async fn dispatch(
         }
         codec::respond(code, format, &e.status())
     };
-    let response = match verb {
-        "watch" => watch::serve(&req)
+    let response = match (verb, fence_error) {
+        (_, Some(e)) => failed(e),
+        ("watch", None) => watch::serve(&req)
             .await
             .unwrap_or_else(IntoResponse::into_response),
-        "get" if log => subresources::logs(&req).await.unwrap_or_else(failed),
-        _ => match serve(&req, verb, &body)
+        ("get", None) if log => subresources::logs(&req).await.unwrap_or_else(failed),
+        (_, None) => match serve(&req, verb, &body)
             .await
             .and_then(|(code, value)| Ok((code, as_table(&req, verb, value)?)))
         {

@@ -216,7 +216,6 @@ pub async fn logs(req: &Request<'_>) -> Result<Response, ApiError> {
     let nodes = api::registry::find("", "v1", "nodes")
         .ok_or_else(|| ApiError::Internal("the nodes resource is not registered".into()))?;
     let node = req
-        .state
         .objects()
         .get(nodes, &nodes.key(None, node_name), node_name)
         .await?

@@ -25,8 +25,9 @@ use crate::watch_cache::{CacheEvent, CachedObject, ChangeKind, Start, Subscripti
 /// A watch without timeoutSeconds ends after this long (upstream picks 30–60 min);
 /// clients then resume from their last resourceVersion.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
-/// How often an idle watch that allows bookmarks gets one.
-const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
+/// How often an idle watch that allows bookmarks gets one. Short, because clients take a
+/// connection that stays silent for a few seconds (10 s for mast's) for a dead server.
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(3);
 
 /// Starts a watch and answers with its stream.
 pub async fn serve(req: &Request<'_>) -> Result<Response, ApiError> {
@@ -262,10 +263,14 @@ fn async_stream(
                 received = s.receiver.recv() => received,
                 _ = tokio::time::sleep_until(deadline) => return None,
                 _ = tokio::time::sleep_until(bookmark_at), if s.watcher.options.allow_bookmarks => {
-                    // Idle: everything up to the cache's revision has been seen.
+                    // Idle: everything up to the cache's revision has been seen. The
+                    // revision is read before the queue is checked: the cache sends each
+                    // event under the lock that guards its revision, so an empty queue
+                    // then means every event up to it has reached this watcher (the other
+                    // order lets an event slip in between and the bookmark run ahead of it).
+                    let revision = s.watcher.cache.revision();
                     if s.receiver.is_empty() {
-                        let revision = s.watcher.cache.revision().max(s.last);
-                        let line = s.watcher.bookmark(revision, false);
+                        let line = s.watcher.bookmark(revision.max(s.last), false);
                         return Some((Ok(line), s));
                     }
                     continue;

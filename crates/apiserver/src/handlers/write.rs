@@ -69,7 +69,7 @@ pub async fn create(req: &Request<'_>, body: Value) -> Result<Value, ApiError> {
     let change = allocators
         .allocate(resource.kind, None, &mut object)
         .await?;
-    match req.state.objects().create(resource, &key, object).await {
+    match req.objects().create(resource, &key, object).await {
         Ok(stored) => Ok(stored.object),
         Err(e) => {
             allocators.revert(change).await;
@@ -211,7 +211,6 @@ async fn ensure_namespace_open(req: &Request<'_>, namespace: &str) -> Result<(),
         return Ok(());
     };
     let stored = req
-        .state
         .objects()
         .get(namespaces, &namespaces.key(None, namespace), namespace)
         .await?;
@@ -335,7 +334,7 @@ where
     let name = req.name()?.to_string();
     let key = req.key(&name);
     for _ in 0..MAX_RETRIES {
-        let current = match req.state.objects().get(resource, &key, &name).await {
+        let current = match req.objects().get(resource, &key, &name).await {
             Ok(c) => Some(c),
             Err(ApiError::NotFound { .. }) => None,
             Err(e) => return Err(e),
@@ -361,12 +360,7 @@ where
             && was_held(resource, &current.object);
         let allocators = req.state.allocators();
         let change = allocate_update(req, &current.object, &mut next).await?;
-        let written = match req
-            .state
-            .objects()
-            .update(&key, next, current.revision)
-            .await
-        {
+        let written = match req.objects().update(&key, next, current.revision).await {
             Ok(Some(stored)) => {
                 allocators.commit(change).await;
                 Some(stored)
@@ -383,7 +377,7 @@ where
         match written {
             Some(stored) if finished => {
                 // The last finalizer went: the object goes too.
-                match req.state.objects().delete(&key, stored.revision).await? {
+                match req.objects().delete(&key, stored.revision).await? {
                     Some(_) => {
                         allocators
                             .release_deleted(resource.kind, &stored.object)

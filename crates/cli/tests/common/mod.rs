@@ -292,6 +292,48 @@ impl Server {
         );
     }
 
+    /// The server's process id (0 once it was reaped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// kill -9: the process dies at once, holding whatever it held.
+    pub fn kill_now(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `TERM`, …) through kill(1).
+    pub fn send_signal(&self, signal: &str) {
+        let pid = self.pid();
+        assert!(pid != 0, "the server process is gone");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill(1)");
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the process to exit; true if it did.
+    pub fn stop_gracefully(&mut self, timeout: Duration) -> bool {
+        if self.child.is_none() {
+            return true;
+        }
+        self.send_signal("TERM");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                self.child = None;
+                return true;
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+        false
+    }
+
     /// Whether the server process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
