@@ -66,12 +66,7 @@ impl Process {
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill(1)");
-        assert!(status.success(), "kill -{signal} {} failed", self.name);
+        common::send_signal(self.pid(), signal);
     }
 
     fn is_running(&mut self) -> bool {
@@ -84,21 +79,7 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SIGTERM first: nginx's master then takes its workers down with it (a
-            // SIGKILLed master leaves them running); a stopped process needs SIGCONT to
-            // act on it. SIGKILL if it does not go.
-            for signal in ["CONT", "TERM"] {
-                let _ = Command::new("kill")
-                    .arg(format!("-{signal}"))
-                    .arg(child.id().to_string())
-                    .status();
-            }
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            common::terminate(&mut child, Duration::from_secs(5));
         }
         if std::thread::panicking() {
             let log = self.log();
@@ -238,15 +219,7 @@ impl HaCluster {
 
     /// A kube client through nginx.
     async fn client(&self) -> kube::Client {
-        let kubeconfig =
-            kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(
-            kubeconfig,
-            &kube::config::KubeConfigOptions::default(),
-        )
-        .await
-        .expect("kube config");
-        kube::Client::try_from(config).expect("kube client")
+        common::client_from_kubeconfig(&self.kubeconfig).await
     }
 
     fn start_hollow_kubelet(&mut self, name: &str) {

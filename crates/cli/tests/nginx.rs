@@ -92,18 +92,7 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        // SIGTERM: nginx's master takes its workers down with it; a SIGKILLed master
-        // would leave them running. SIGKILL only if it does not go.
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::terminate(&mut self.child, std::time::Duration::from_secs(5));
         if std::thread::panicking() {
             eprintln!("--- nginx log ---\n{}\n--- end ---", self.log());
         }

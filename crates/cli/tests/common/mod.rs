@@ -210,12 +210,7 @@ impl Server {
 
     /// A kube-rs client configured from the server's kubeconfig file, as a user would.
     pub async fn client(&self) -> kube::Client {
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read the kubeconfig");
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .expect("build a kube config from the kubeconfig");
-        kube::Client::try_from(config).expect("build a kube client")
+        client_from_kubeconfig(&self.kubeconfig).await
     }
 
     /// Everything the server logged so far.
@@ -305,16 +300,11 @@ impl Server {
         }
     }
 
-    /// Sends `signal` (`STOP`, `CONT`, `TERM`, …) through kill(1).
+    /// Sends `signal` (`STOP`, `CONT`, `TERM`, …) to the server.
     pub fn send_signal(&self, signal: &str) {
         let pid = self.pid();
         assert!(pid != 0, "the server process is gone");
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill(1)");
-        assert!(status.success(), "kill -{signal} {pid} failed");
+        send_signal(pid, signal);
     }
 
     /// SIGTERM, then waits up to `timeout` for the process to exit; true if it did.
@@ -358,6 +348,43 @@ impl Drop for Server {
             );
         }
     }
+}
+
+/// A kube-rs client from a kubeconfig file, built as kube-rs users build theirs.
+pub async fn client_from_kubeconfig(path: &Path) -> kube::Client {
+    let kubeconfig = Kubeconfig::read_from(path).expect("read the kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("build a kube config from the kubeconfig");
+    kube::Client::try_from(config).expect("build a kube client")
+}
+
+/// Sends `signal` (`STOP`, `CONT`, `TERM`, …) to `pid` through kill(1).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill(1)");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// Stops a child that may be paused: SIGCONT and SIGTERM (nginx's master then takes its
+/// workers down with it, which a SIGKILLed master would leave running), up to `grace`
+/// to exit, then SIGKILL; always reaped.
+pub fn terminate(child: &mut Child, grace: Duration) {
+    for signal in ["-CONT", "-TERM"] {
+        let _ = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status();
+    }
+    let deadline = Instant::now() + grace;
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// The server URL of the kubeconfig's current context (or its only cluster).
