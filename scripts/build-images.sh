@@ -3,6 +3,8 @@
 #   OUT_DIR/busybox.tar  docker.io/library/busybox:latest  (cmd `sh`; /bin/busybox, its
 #                        applet links, /etc/passwd, /etc/group, /tmp; runs `httpd -f -p 80 -h /www`)
 #   OUT_DIR/pause.tar    mast.local/pause:1  (the pod sandbox image: sleeps until SIGTERM)
+#   OUT_DIR/web.tar      mast.local/web:1  (the example app: HTTP on 8080, `/` answers with
+#                        the pod's host name, `/healthz` with `ok`)
 # Each archive is an OCI image layout in a tar file, as `ctr images import` reads it:
 # blobs/sha256/<layer, config, manifest>, index.json (naming the image through the
 # `io.containerd.image.name` annotation) and oci-layout.
@@ -188,5 +190,19 @@ image(
         "WorkingDir": "/",
     },
     os.path.join(out, "pause.tar"),
+)
+# The example app (examples/web.yaml): each pod answers with its own name, which makes
+# the Service's round-robin visible.
+image(
+    "mast.local/web:1",
+    {
+        "Env": [PATH_ENV],
+        "Entrypoint": ["/bin/sh", "-c",
+                       "mkdir -p /www && hostname > /www/index.html && echo ok > /www/healthz"
+                       " && exec httpd -f -p 8080 -h /www"],
+        "ExposedPorts": {"8080/tcp": {}},
+        "WorkingDir": "/",
+    },
+    os.path.join(out, "web.tar"),
 )
 PY

@@ -3,8 +3,8 @@
 //! port 443 (`https`) to the API server's port, no selector; and its Endpoints and
 //! EndpointSlice (both named `kubernetes`) listing the API servers' advertised
 //! addresses. With several API servers, each merges its own address in and keeps the
-//! others'; dropping the address of one that is gone needs the lease-based reconciler
-//! of the HA work.
+//! others', and drops the address of one whose identity Lease ([`crate::identity`])
+//! expired, as upstream's lease-based reconciler does.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -178,15 +178,66 @@ pub fn merge_address(endpoints: &Value, ip: &str, port: i32) -> Value {
     merged
 }
 
+/// The Endpoints without the addresses in `gone`; a subset left with no address
+/// goes too.
+pub fn drop_addresses(endpoints: &Value, gone: &[SocketAddr]) -> Value {
+    let mut pruned = endpoints.clone();
+    let Some(subsets) = pruned.get_mut("subsets").and_then(Value::as_array_mut) else {
+        return pruned;
+    };
+    for addr in gone {
+        let ports = endpoint_ports(i32::from(addr.port()));
+        let ip = addr.ip().to_string();
+        for subset in subsets.iter_mut() {
+            if subset.get("ports") != Some(&ports) {
+                continue;
+            }
+            if let Some(addresses) = subset.get_mut("addresses").and_then(Value::as_array_mut) {
+                addresses.retain(|a| a.get("ip").and_then(Value::as_str) != Some(ip.as_str()));
+            }
+        }
+    }
+    subsets.retain(|s| {
+        s.get("addresses")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    });
+    pruned
+}
+
+/// Addresses of API servers whose identity Leases expired, unless a live server (or
+/// this one) is at the same address. A failed read prunes nothing.
+async fn gone_servers(state: &AppState, advertise: SocketAddr) -> Vec<SocketAddr> {
+    let peers = match crate::identity::peers(state).await {
+        Ok(peers) => peers,
+        Err(e) => {
+            tracing::debug!(error = %e, "reading API server identity leases");
+            return Vec::new();
+        }
+    };
+    let live: Vec<SocketAddr> = peers
+        .iter()
+        .filter(|p| !p.expired())
+        .filter_map(|p| p.address)
+        .collect();
+    peers
+        .iter()
+        .filter(|p| p.expired())
+        .filter_map(|p| p.address)
+        .filter(|a| *a != advertise && !live.contains(a))
+        .collect()
+}
+
 async fn ensure_endpoints(state: &AppState, advertise: SocketAddr) -> Result<Value, ApiError> {
     let endpoints = resource("endpoints")?;
     let key = endpoints.key(Some(NAMESPACE), NAME);
     let ip = advertise.ip().to_string();
     let port = i32::from(advertise.port());
+    let gone = gone_servers(state, advertise).await;
     for _ in 0..MAX_RETRIES {
         match state.objects().get(endpoints, &key, NAME).await {
             Ok(current) => {
-                let merged = merge_address(&current.object, &ip, port);
+                let merged = drop_addresses(&merge_address(&current.object, &ip, port), &gone);
                 if merged == current.object {
                     return Ok(merged);
                 }
@@ -301,6 +352,13 @@ mod tests {
         );
         let other_port = merge_address(&two, "10.0.0.3", 7443);
         assert_eq!(other_port["subsets"].as_array().map(Vec::len), Some(2));
+        let pruned = drop_addresses(&two, &["10.0.0.2:6443".parse().expect("an address")]);
+        assert_eq!(
+            pruned["subsets"][0]["addresses"],
+            json!([{"ip": "10.0.0.1"}])
+        );
+        let emptied = drop_addresses(&one, &["10.0.0.2:6443".parse().expect("an address")]);
+        assert_eq!(emptied["subsets"], json!([]));
         let (addresses, ports) = slice_fields(&other_port);
         assert_eq!(
             addresses,

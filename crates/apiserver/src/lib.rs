@@ -7,7 +7,8 @@
 //! - [`admission`]: changes made to new objects (default tolerations).
 //! - [`allocator`]: Services' cluster IPs and node ports, one store key per item, and
 //!   the repair pass; [`kubernetes_service`]: the API server's own `kubernetes` Service
-//!   and its endpoints.
+//!   and its endpoints; [`identity`]: each API server's identity Lease.
+//! - [`health`]: `/readyz` and its checks (the store, named after its backend).
 //! - [`handlers`]: the verbs — get/list (`read`), create/update/patch (`write`),
 //!   delete/deletecollection (`delete`), `/scale` and `pods/binding`
 //!   (`subresources`), and `watch`.
@@ -27,6 +28,8 @@ pub mod discovery;
 pub mod error;
 pub mod fencing;
 pub mod handlers;
+pub mod health;
+pub mod identity;
 pub mod kubeconfig;
 pub mod kubelet_client;
 pub mod kubernetes_service;

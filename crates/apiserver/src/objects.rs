@@ -36,6 +36,8 @@ pub struct Objects {
     metrics: Metrics,
     /// The fence every write is conditional on (None: writes are unconditional).
     fence: Option<Arc<Fenced>>,
+    /// `dryRun=All`: writes are checked against the store but never made.
+    dry_run: bool,
 }
 
 /// A fence and the store key of its Lease.
@@ -61,6 +63,31 @@ impl Objects {
             store,
             metrics,
             fence: None,
+            dry_run: false,
+        }
+    }
+
+    /// The same store for a `dryRun=All` request: every write answers as it would
+    /// (AlreadyExists, a moved revision) and changes nothing.
+    pub fn dry_run(&self) -> Self {
+        Self {
+            dry_run: true,
+            ..self.clone()
+        }
+    }
+
+    /// Whether writes are only checked ([`Objects::dry_run`]).
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// The current mod revision of `key`; None if absent.
+    async fn revision_of(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        self.metrics.store_call("get");
+        match self.store.get(key.as_bytes()).await {
+            Ok(kv) => Ok(Some(kv.mod_revision)),
+            Err(store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -73,6 +100,7 @@ impl Objects {
             store: self.store.clone(),
             metrics: self.metrics.clone(),
             fence: Some(Arc::new(Fenced { fence, lease_key })),
+            dry_run: self.dry_run,
         })
     }
 
@@ -108,6 +136,21 @@ impl Objects {
         key: &str,
         mut object: Value,
     ) -> Result<Stored, ApiError> {
+        if self.dry_run {
+            if self.revision_of(key).await?.is_some() {
+                return Err(ApiError::already_exists(
+                    resource.group,
+                    resource.plural,
+                    meta::name(&object),
+                ));
+            }
+            // Upstream answers a dry-run create without a resourceVersion: none exists.
+            encode(&mut object)?;
+            return Ok(Stored {
+                object,
+                revision: 0,
+            });
+        }
         self.metrics.store_call("create");
         let bytes = encode(&mut object)?;
         let written = self
@@ -131,6 +174,10 @@ impl Objects {
         mut object: Value,
         expected: i64,
     ) -> Result<Option<Stored>, ApiError> {
+        if self.dry_run {
+            return Ok((self.revision_of(key).await? == Some(expected))
+                .then(|| with_revision(object, expected)));
+        }
         self.metrics.store_call("update");
         let bytes = encode(&mut object)?;
         let written = self
@@ -148,6 +195,9 @@ impl Objects {
 
     /// Deletes the object if it is still at `expected`; `Ok(None)` if it moved or went.
     pub async fn delete(&self, key: &str, expected: i64) -> Result<Option<i64>, ApiError> {
+        if self.dry_run {
+            return Ok((self.revision_of(key).await? == Some(expected)).then_some(expected));
+        }
         self.metrics.store_call("delete");
         let written = self
             .write(|guard| self.store.delete(key.as_bytes(), Some(expected), guard))

@@ -54,7 +54,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(health))
         .route("/livez", get(health))
-        .route("/readyz", get(ready))
+        .route("/readyz", get(crate::health::ready))
         .route("/metrics", get(metrics))
         .route("/openapi/v3", get(|| async { openapi::index() }))
         .route("/api", get(core_discovery))
@@ -68,18 +68,6 @@ pub fn router(state: AppState) -> Router {
 
 async fn health() -> &'static str {
     "ok"
-}
-
-async fn ready(State(state): State<AppState>) -> Response {
-    if state.caches().ready() {
-        "ok".into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "watch caches are not ready",
-        )
-            .into_response()
-    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -228,6 +216,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     }
     tracing::info!(%address, "API server listening");
     let advertise = SocketAddr::new(advertise_address(config), address.port());
+    // The identity Lease first: other servers then never take this one for gone.
+    let identity = crate::identity::Identity::new(advertise, state.backend());
+    if let Err(e) = crate::identity::renew(&state, &identity).await {
+        tracing::warn!(error = %e, "writing the API server identity lease");
+    }
     if let Err(e) = crate::kubernetes_service::reconcile(&state, advertise).await {
         tracing::warn!(error = %e, "creating the kubernetes service");
     }
@@ -238,6 +231,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         stop.clone(),
     );
     crate::kubernetes_service::spawn(state.clone(), advertise, stop.clone());
+    crate::identity::spawn(state.clone(), identity, stop.clone());
+    let ending = state.clone();
+    let mut stopping = stop.clone();
+    tokio::spawn(async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        ending.end_watches();
+    });
     let app = router(state);
     // Without TCP_NODELAY a watch event that follows another within the peer's delayed
     // ACK waits for it (Nagle): measured 40 ms at p99 instead of under 1 ms.

@@ -24,6 +24,9 @@ struct Inner {
     backend: &'static str,
     admission: Admission,
     allocators: Allocators,
+    /// Set when the server stops: open watches end, so a graceful stop need not wait
+    /// for clients to hang up.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -56,7 +59,21 @@ impl AppState {
                 metrics,
                 backend,
                 admission,
+                stopping: tokio::sync::watch::Sender::new(false),
             }),
+        }
+    }
+
+    /// Ends every open watch (the server is stopping).
+    pub fn end_watches(&self) {
+        self.inner.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`AppState::end_watches`] was called.
+    pub fn watches_ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut stopping = self.inner.stopping.subscribe();
+        async move {
+            let _ = stopping.wait_for(|s| *s).await;
         }
     }
 

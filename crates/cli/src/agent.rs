@@ -59,6 +59,30 @@ impl Stop {
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    // The client first: a bad kubeconfig must fail before containerd is started and
+    // the host's network rules are touched.
+    let client = crate::clients::from_kubeconfig(&args.kubelet.kubeconfig, &args.kubelet.servers)?;
+    let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+    let exit_with_parent = args.kubelet.exit_with_parent;
+    let signals = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+            _ = terminate.recv() => tracing::info!("terminated; stopping"),
+            () = crate::kubelet::parent_gone(), if exit_with_parent => {
+                tracing::info!("parent process gone; stopping");
+            }
+        }
+    };
+    run_until(&args, client, signals).await
+}
+
+/// Runs the node's components until `shutdown` resolves or one of them stops (`mast up`
+/// runs the agent next to a server in one process).
+pub async fn run_until(
+    args: &AgentArgs,
+    client: kube::Client,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let kubelet = &args.kubelet;
     if kubelet.hollow_nodes.is_some() {
         anyhow::bail!("mast agent runs one real node; hollow nodes are for `mast kubelet`");
@@ -77,24 +101,15 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     } else {
         Some(dns_args(kubelet, &node_name)?)
     };
-    // The client first: a bad kubeconfig must fail before containerd is started and
-    // the host's network rules are touched.
-    let client = crate::clients::from_kubeconfig(&kubelet.kubeconfig, &kubelet.servers)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop = Stop(stop_rx);
-    let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
-    let exit_with_parent = kubelet.exit_with_parent;
     let signals = {
         let stop = stop.wait();
         let stop_tx = stop_tx.clone();
         async move {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
-                _ = terminate.recv() => tracing::info!("terminated; stopping"),
-                () = crate::kubelet::parent_gone(), if exit_with_parent => {
-                    tracing::info!("parent process gone; stopping");
-                }
+                () = shutdown => {}
                 // A component stopped on its own: nothing left to wait for.
                 () = stop => {}
             }

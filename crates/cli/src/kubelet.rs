@@ -95,6 +95,10 @@ pub struct KubeletArgs {
     /// How often the node status is posted even when nothing changed.
     #[arg(long, default_value = "5m", value_parser = crate::flags::duration)]
     pub node_status_report_frequency: Duration,
+    /// On a clean exit (SIGINT, SIGTERM), stop and remove every pod as well, and the
+    /// pods' bridge: nothing of the node is left running (`mast up` does this).
+    #[arg(long)]
+    pub remove_pods_on_exit: bool,
     /// Stop when the parent process goes away (tests use it so that a killed test
     /// runner leaves no kubelet behind).
     #[arg(long, hide = true)]
@@ -146,6 +150,7 @@ impl KubeletArgs {
             cluster_dns: self.cluster_dns.0.clone(),
             cluster_domain: self.cluster_domain.clone(),
             resolv_conf: self.resolv_conf.clone(),
+            remove_pods_on_exit: self.remove_pods_on_exit,
             ..KubeletConfig::default()
         }
     }

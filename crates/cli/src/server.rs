@@ -103,12 +103,23 @@ fn default_data_dir() -> PathBuf {
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let running = apiserver::start(&args.config()).await?;
+    let hand_over = start_components(&args, running.address)?;
+    crate::apiserver::serve_until_stopped(running, &args, hand_over).await
+}
+
+/// Starts the in-process scheduler and controller-manager (unless disabled) against the
+/// API server at `address`. The returned future stops them: it ends their work first,
+/// then releases their Leases through that server (still serving), so that another
+/// master takes over at once.
+pub fn start_components(
+    args: &ServerArgs,
+    address: std::net::SocketAddr,
+) -> anyhow::Result<impl std::future::Future<Output = ()> + use<>> {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let mut gates = Vec::new();
     let mut components = tokio::task::JoinSet::new();
     if !args.disable_scheduler || !args.disable_controller_manager {
-        let connection =
-            kubeclient::ClientConfig::for_servers(vec![loopback_uri(running.address)?]);
+        let connection = kubeclient::ClientConfig::for_servers(vec![loopback_uri(address)?]);
         if !args.disable_scheduler {
             let framework = crate::scheduler::framework(None)?;
             let gate = Gate::start(
@@ -141,16 +152,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             gates.push(gate);
         }
     }
-    // On a stop: end the components' work first, then release their Leases through
-    // this server (still serving), so that another master takes over at once.
-    let hand_over = async move {
+    Ok(async move {
         components.shutdown().await;
         let _ = stop.send(true);
         for gate in gates {
             gate.finished().await;
         }
-    };
-    crate::apiserver::serve_until_stopped(running, &args, hand_over).await
+    })
 }
 
 /// This server's own address as the in-process components reach it (loopback when it

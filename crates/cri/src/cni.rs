@@ -17,6 +17,8 @@ use serde_json::json;
 pub const CONFLIST_NAME: &str = "10-mast.conflist";
 /// The CNI spec version the conflist declares (Debian's plugins 1.1 speak it).
 pub const CNI_VERSION: &str = "1.0.0";
+/// The Linux bridge pods are attached to.
+pub const BRIDGE: &str = "mast0";
 
 /// Errors of the CNI config writer.
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +130,7 @@ impl BridgeNetwork {
     pub fn new(pod_cidr: &str) -> Result<Self, CniError> {
         Ok(BridgeNetwork {
             name: "mast".to_owned(),
-            bridge: "mast0".to_owned(),
+            bridge: BRIDGE.to_owned(),
             subnet: Cidr::parse(pod_cidr)?,
             ipam_data_dir: None,
             port_map: false,

@@ -381,7 +381,11 @@ async fn busybox_pod_serves_http_through_cri() -> anyhow::Result<()> {
     );
     let mut names: Vec<_> = report.imported.iter().map(|i| i.name.as_str()).collect();
     names.sort();
-    assert_eq!(names, vec![BUSYBOX, cri::containerd::PAUSE_IMAGE]);
+    // Everything scripts/build-images.sh writes: busybox, pause and the example app.
+    assert_eq!(
+        names,
+        vec![BUSYBOX, cri::containerd::PAUSE_IMAGE, "mast.local/web:1"]
+    );
     eprintln!("timing: images imported in {:?}", started.elapsed());
     let image = client
         .image_status(BUSYBOX)

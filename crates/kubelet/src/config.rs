@@ -59,6 +59,9 @@ pub struct KubeletConfig {
     pub cluster_domain: String,
     /// The host's resolver configuration, which `Default` DNS pods get.
     pub resolv_conf: PathBuf,
+    /// On a clean exit, stop and remove every pod too (`mast up`: nothing may outlive
+    /// it); otherwise pods keep running and a restarted kubelet adopts them.
+    pub remove_pods_on_exit: bool,
 }
 
 impl Default for KubeletConfig {
@@ -89,6 +92,7 @@ impl Default for KubeletConfig {
             cluster_dns: vec![IpAddr::V4(Ipv4Addr::new(10, 43, 0, 10))],
             cluster_domain: "cluster.local".into(),
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            remove_pods_on_exit: false,
         }
     }
 }

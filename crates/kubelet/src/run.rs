@@ -77,6 +77,33 @@ fn validate(config: &KubeletConfig, host: &HostInfo) -> Result<(), RunError> {
     Ok(())
 }
 
+/// How long each container gets to stop when the kubelet removes every pod on exit:
+/// short, because someone is waiting at a terminal for Ctrl-C to finish.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Stops and removes every pod the runtime holds, all at once; failures are logged
+/// (there is nothing to retry on exit).
+async fn remove_every_pod(runtime: &dyn Runtime) {
+    let pods = match runtime.list_pods().await {
+        Ok(pods) => pods,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing pods to remove on exit");
+            return;
+        }
+    };
+    let removals = pods.iter().map(|pod| async move {
+        let result = match runtime.stop_pod(&pod.uid, EXIT_GRACE).await {
+            Ok(()) => runtime.remove_pod(&pod.uid).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(pod = %format!("{}/{}", pod.namespace, pod.name), error = %e, "removing a pod on exit");
+        }
+    });
+    futures::future::join_all(removals).await;
+    tracing::info!(pods = pods.len(), "removed every pod on exit");
+}
+
 /// Runs the kubelet for `nodes` (one, or many hollow ones) until `shutdown` resolves.
 pub async fn run(
     client: Client,
@@ -130,8 +157,13 @@ pub async fn run(
         () = shutdown => Ok(()),
     };
     tasks.shutdown().await;
-    // Pods keep running; what the runtimes hold on the host (our containerd, network
-    // rules) is released.
+    if shared.config.remove_pods_on_exit {
+        for node in &shared.nodes {
+            remove_every_pod(node.runtime.as_ref()).await;
+        }
+    }
+    // Pods keep running (unless just removed); what the runtimes hold on the host (our
+    // containerd, network rules) is released.
     for node in &shared.nodes {
         node.runtime.shutdown().await;
     }

@@ -76,10 +76,12 @@ async fn delete_one(
             },
             None => {
                 if objects.delete(&key, current.revision).await?.is_some() {
-                    req.state
-                        .allocators()
-                        .release_deleted(resource.kind, &current.object)
-                        .await;
+                    if !objects.is_dry_run() {
+                        req.state
+                            .allocators()
+                            .release_deleted(resource.kind, &current.object)
+                            .await;
+                    }
                     return Ok(Outcome::Deleted(current.object));
                 }
             }

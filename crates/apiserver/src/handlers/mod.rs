@@ -131,6 +131,10 @@ pub async fn dispatch(
         }
         _ => Ok(None),
     };
+    let dry_run = match dry_run(query) {
+        Ok(dry_run) => dry_run,
+        Err(e) => return e.into_response(),
+    };
     let fenced;
     let fenced_objects = fence.and_then(|f| f.map(|f| state.objects().with_fence(f)).transpose());
     let (objects, fence_error) = match fenced_objects {
@@ -140,6 +144,13 @@ pub async fn dispatch(
         }
         Ok(None) => (state.objects(), None),
         Err(e) => (state.objects(), Some(e)),
+    };
+    let simulated;
+    let objects = if dry_run {
+        simulated = objects.dry_run();
+        &simulated
+    } else {
+        objects
     };
     let req = Request {
         state,
@@ -195,6 +206,18 @@ pub async fn dispatch(
         started.elapsed(),
     );
     response
+}
+
+/// The `dryRun` query parameter: `All` (check everything, write nothing) or absent;
+/// upstream knows no other value.
+fn dry_run(query: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match query.get("dryRun").map(String::as_str) {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "unsupported dry run value {other:?}: only \"All\" is supported"
+        ))),
+    }
 }
 
 /// What the client asked for with `Accept: …;as=Table`: the meta.k8s.io version and

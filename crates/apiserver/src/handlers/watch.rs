@@ -69,6 +69,7 @@ pub async fn serve(req: &Request<'_>) -> Result<Response, ApiError> {
         Err(e @ ApiError::Expired(_)) => watcher.error_stream(e),
         Err(e) => return Err(e),
     };
+    let stream = futures::StreamExt::take_until(stream, req.state.watches_ended());
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")

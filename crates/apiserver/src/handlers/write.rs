@@ -70,7 +70,13 @@ pub async fn create(req: &Request<'_>, body: Value) -> Result<Value, ApiError> {
         .allocate(resource.kind, None, &mut object)
         .await?;
     match req.objects().create(resource, &key, object).await {
-        Ok(stored) => Ok(stored.object),
+        Ok(stored) => {
+            if req.objects().is_dry_run() {
+                // The answer shows what would be allocated; nothing stays taken.
+                allocators.revert(change).await;
+            }
+            Ok(stored.object)
+        }
         Err(e) => {
             allocators.revert(change).await;
             Err(e)
@@ -361,6 +367,10 @@ where
         let allocators = req.state.allocators();
         let change = allocate_update(req, &current.object, &mut next).await?;
         let written = match req.objects().update(&key, next, current.revision).await {
+            Ok(Some(stored)) if req.objects().is_dry_run() => {
+                allocators.revert(change).await;
+                Some(stored)
+            }
             Ok(Some(stored)) => {
                 allocators.commit(change).await;
                 Some(stored)
@@ -379,9 +389,11 @@ where
                 // The last finalizer went: the object goes too.
                 match req.objects().delete(&key, stored.revision).await? {
                     Some(_) => {
-                        allocators
-                            .release_deleted(resource.kind, &stored.object)
-                            .await;
+                        if !req.objects().is_dry_run() {
+                            allocators
+                                .release_deleted(resource.kind, &stored.object)
+                                .await;
+                        }
                         return Ok(Updated::Done(stored.object));
                     }
                     None => continue,

@@ -27,6 +27,8 @@ pub struct World {
     netns: String,
     dir: TempDir,
     cgroup_root: String,
+    /// The kubelet's data dir, relative to `dir`.
+    kubelet_dir: PathBuf,
 }
 
 impl World {
@@ -48,6 +50,7 @@ impl World {
             cgroup_root: format!("/{netns}"),
             netns,
             dir,
+            kubelet_dir: PathBuf::from("k"),
         };
         run("ip", &["-n", &world.netns, "link", "set", "lo", "up"])?;
         Ok(world)
@@ -59,7 +62,14 @@ impl World {
 
     /// The kubelet's data dir.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("k")
+        self.dir.path().join(&self.kubelet_dir)
+    }
+
+    /// Moves the kubelet's data dir to `relative` under the temp dir (`mast up` keeps it
+    /// in DATA_DIR/kubelet).
+    pub fn with_kubelet_dir(mut self, relative: &str) -> World {
+        self.kubelet_dir = PathBuf::from(relative);
+        self
     }
 
     /// The socket of the kubelet's own containerd.

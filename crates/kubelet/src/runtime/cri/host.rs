@@ -156,6 +156,17 @@ impl HostNetwork {
     }
 }
 
+/// Deletes a network link if it exists (absent is fine; other failures are logged).
+/// (Not checked under /sys/class/net: sysfs shows the network namespace it was
+/// mounted in, not necessarily ours.)
+pub async fn remove_link(name: &str) {
+    match run("ip", &["link", "del", name], None).await {
+        Err(HostError::Command { message, .. }) if message.contains("Cannot find device") => {}
+        Err(e) => tracing::warn!(error = %e, link = name, "removing a link"),
+        Ok(()) => tracing::info!(link = name, "link removed"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -633,11 +633,20 @@ impl Runtime for CriRuntime {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .take();
+            // With no pod left (e.g. all removed on exit), the pods' bridge and its
+            // route go too: nothing of ours stays on the host. CNI creates it again
+            // for the next pod.
+            let bridge_unused = runtime.is_some()
+                && self.host_network.is_some()
+                && self.list().await.is_ok_and(|pods| pods.is_empty());
             if let Some(runtime) = runtime {
                 runtime.stop().await;
             }
             if let Some(network) = &self.host_network {
                 network.remove().await;
+                if bridge_unused {
+                    host::remove_link(cri::cni::BRIDGE).await;
+                }
             }
         }
         .boxed()
