@@ -24,7 +24,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -460,7 +460,11 @@ impl Timeline {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let task = tokio::spawn(async move {
-            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            let mut stream = watcher(api, watcher::Config::default())
+                // Spaced retries: once the server is gone at the end of the test, a
+                // watcher without backoff would spin and hold the runtime's shutdown.
+                .default_backoff()
+                .boxed();
             while let Some(event) = stream.next().await {
                 if let Ok(watcher::Event::Apply(rs) | watcher::Event::InitApply(rs)) = event {
                     let mut seen = sink.lock().unwrap_or_else(|e| e.into_inner());

@@ -22,7 +22,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
 /// How long one step may take to converge.
@@ -127,7 +127,11 @@ impl PodWatch {
         let task = tokio::spawn({
             let seen = seen.clone();
             async move {
-                let mut stream = watcher(api, watcher::Config::default()).boxed();
+                let mut stream = watcher(api, watcher::Config::default())
+                    // Spaced retries: once the server is gone at the end of the test, a
+                    // watcher without backoff would spin and hold the runtime's shutdown.
+                    .default_backoff()
+                    .boxed();
                 while let Some(event) = stream.next().await {
                     let mut seen = seen.lock().expect("the watch state");
                     match event {

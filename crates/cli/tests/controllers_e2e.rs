@@ -22,7 +22,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod};
 use kube::api::{Api, ListParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 const KUBECTL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -369,7 +369,11 @@ async fn a_deployment_lives_its_whole_life_on_hollow_nodes() {
         let label = format!("app={name}");
         tokio::spawn(async move {
             let mut current: BTreeMap<String, Pod> = BTreeMap::new();
-            let mut stream = watcher(api, watcher::Config::default().labels(&label)).boxed();
+            let mut stream = watcher(api, watcher::Config::default().labels(&label))
+                // Spaced retries: once the server is gone at the end of the test, a
+                // watcher without backoff would spin and hold the runtime's shutdown.
+                .default_backoff()
+                .boxed();
             let mut listed = false;
             while let Some(Ok(event)) = stream.next().await {
                 match event {

@@ -23,7 +23,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, ListParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use store::testing::EtcdCluster;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -733,7 +733,11 @@ async fn a_paused_scheduler_wakes_up_fenced() {
         let observed = observed.clone();
         let api: Api<Pod> = Api::namespaced(client.clone(), "default");
         tokio::spawn(async move {
-            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            let mut stream = watcher(api, watcher::Config::default())
+                // Spaced retries: once the server is gone at the end of the test, a
+                // watcher without backoff would spin and hold the runtime's shutdown.
+                .default_backoff()
+                .boxed();
             while let Some(event) = stream.next().await {
                 if let Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = event
                     && let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone())
@@ -755,7 +759,11 @@ async fn a_paused_scheduler_wakes_up_fenced() {
         let name = name.clone();
         tokio::spawn(async move {
             let mut specs: BTreeMap<String, i32> = BTreeMap::new();
-            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            let mut stream = watcher(api, watcher::Config::default())
+                // Spaced retries: once the server is gone at the end of the test, a
+                // watcher without backoff would spin and hold the runtime's shutdown.
+                .default_backoff()
+                .boxed();
             while let Some(event) = stream.next().await {
                 if let Ok(watcher::Event::Apply(rs) | watcher::Event::InitApply(rs)) = event {
                     let rs_name = rs.metadata.name.clone().unwrap_or_default();
