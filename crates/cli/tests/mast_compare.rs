@@ -709,7 +709,15 @@ fn cluster_info_shows_masters_leaders_nodes_and_store() {
             .lines()
             .filter(|l| l.starts_with("apiserver-") && l.ends_with("Ready"))
             .count();
-        if ready_masters == 2 && report.stdout.contains(&format!("{node}-0   Ready")) {
+        // Both leaders elected too (a fresh master may still be acquiring a Lease).
+        let leaders = report.stdout.lines().filter(|l| {
+            (l.starts_with("kube-scheduler ") || l.starts_with("kube-controller-manager "))
+                && !l.contains("<none>")
+        });
+        if ready_masters == 2
+            && leaders.count() == 2
+            && report.stdout.contains(&format!("{node}-0   Ready"))
+        {
             break report;
         }
         assert!(
