@@ -163,7 +163,7 @@ pub fn start_components(
 
 /// This server's own address as the in-process components reach it (loopback when it
 /// listens on every address).
-fn loopback_uri(mut address: std::net::SocketAddr) -> anyhow::Result<http::Uri> {
+pub fn loopback_uri(mut address: std::net::SocketAddr) -> anyhow::Result<http::Uri> {
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }

@@ -15,7 +15,7 @@
 mod checks;
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -199,8 +199,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing the kubeconfig to {}", extra.display()))?;
     }
     let hand_over = crate::server::start_components(&server_args, address)?;
-    let client =
-        kubeclient::ClientConfig::for_servers(vec![loopback(address).parse()?]).client()?;
+    let client = kubeclient::ClientConfig::for_servers(vec![crate::server::loopback_uri(address)?])
+        .client()?;
 
     let (stop_agent, agent_stopped) = watch::channel(false);
     let agent_client = crate::clients::from_kubeconfig(&args.kubeconfig(), &[])?;
@@ -252,7 +252,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     let stopping = stop_requested.unwrap_or_else(Instant::now);
     hand_over.await;
-    // Open watches would hold a graceful stop for ever; give them a moment.
+    // The server ends its watches itself; the bound is for a client that never
+    // reads its last bytes.
     let _ = tokio::time::timeout(Duration::from_secs(5), running.stop()).await;
     let agent_result = agent_result.context("the node's task")?;
     agent_result.context("the node stopped")?;
@@ -262,14 +263,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         args.data_dir.display()
     );
     Ok(())
-}
-
-fn loopback(address: SocketAddr) -> String {
-    let mut address = address;
-    if address.ip().is_unspecified() {
-        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    format!("http://{address}")
 }
 
 fn store_backend(args: &ServerArgs) -> String {
