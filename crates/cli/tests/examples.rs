@@ -17,17 +17,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Backend, Server, unique_name};
+use common::{Backend, FakeKubelet, Server, unique_name};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{GroupVersion, GroupVersionKind};
-use tempfile::TempDir;
 use tokio::time::Instant;
 
 /// How long the cluster gets to act on an example.
@@ -145,48 +143,21 @@ fn kubectl_ok(server: &Server, args: &[&str]) -> String {
     out
 }
 
-/// `NODES` hollow nodes, `<base>-0` … in one `mast kubelet` process, killed on drop
-/// (its log printed if the test failed).
+/// `NODES` hollow nodes, `<base>-0` … in one fake kubelet.
 struct HollowNodes {
     base: String,
-    child: Option<Child>,
-    log: PathBuf,
-    _dir: TempDir,
+    kubelet: FakeKubelet,
 }
 
 impl HollowNodes {
     fn start(server: &Server, extra_args: &[&str]) -> HollowNodes {
-        let dir = tempfile::Builder::new()
-            .prefix("mast-hollow-")
-            .tempdir()
-            .expect("create a temp dir for the kubelet");
         let base = unique_name("node");
-        let log = dir.path().join("kubelet.log");
-        let log_file = File::create(&log).expect("create the kubelet log");
-        let log_file_2 = log_file.try_clone().expect("clone the kubelet log handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_mast"))
-            .arg("kubelet")
-            .arg("--kubeconfig")
-            .arg(server.kubeconfig_path())
-            .args(["--runtime", "fake", "--node-name", &base])
-            .args(["--hollow-nodes", &NODES.to_string()])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--port", "0", "--address", "127.0.0.1"])
-            // A test process killed outright (a nextest timeout) leaves no kubelet.
-            .arg("--exit-with-parent")
-            .args(extra_args)
-            .env("RUST_BACKTRACE", "1")
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_file_2)
-            .spawn()
-            .expect("spawn mast kubelet");
+        let nodes = NODES.to_string();
+        let mut args = vec!["--hollow-nodes", nodes.as_str()];
+        args.extend_from_slice(extra_args);
         HollowNodes {
+            kubelet: FakeKubelet::start(server, &base, &args),
             base,
-            child: Some(child),
-            log,
-            _dir: dir,
         }
     }
 
@@ -194,18 +165,8 @@ impl HollowNodes {
         format!("{}-{i}", self.base)
     }
 
-    /// Panics with the log if the kubelet has exited.
     fn check_running(&mut self) {
-        let exited = self
-            .child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten());
-        if let Some(status) = exited {
-            panic!(
-                "the kubelet exited with {status}\n--- kubelet log ---\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
+        self.kubelet.check_running();
     }
 
     /// Waits until every node is registered and Ready.
@@ -228,24 +189,6 @@ impl HollowNodes {
             Some(())
         })
         .await;
-    }
-}
-
-impl Drop for HollowNodes {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            eprintln!(
-                "--- last lines of the kubelet log ({}) ---\n{}\n--- end of log ---",
-                self.log.display(),
-                lines[lines.len().saturating_sub(100)..].join("\n")
-            );
-        }
     }
 }
 

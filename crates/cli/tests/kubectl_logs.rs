@@ -10,97 +10,15 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Server, unique_name};
+use common::{Backend, FakeKubelet, Server, unique_name};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
-use tempfile::TempDir;
 
 /// How long the kubelet gets to run a pod, and kubectl to finish.
 const DEADLINE: Duration = Duration::from_secs(60);
 /// How often conditions are polled.
 const POLL: Duration = Duration::from_millis(100);
-
-/// A running `mast kubelet --runtime fake`, killed on drop (its log printed if the test
-/// failed).
-struct Kubelet {
-    child: Option<Child>,
-    log: PathBuf,
-    _dir: TempDir,
-}
-
-impl Kubelet {
-    fn start(server: &Server, node_name: &str) -> Kubelet {
-        let dir = tempfile::Builder::new()
-            .prefix("mast-kubelet-")
-            .tempdir()
-            .expect("create a temp dir for the kubelet");
-        let log = dir.path().join("kubelet.log");
-        let out = File::create(&log).expect("create the kubelet log");
-        let err = out.try_clone().expect("clone the kubelet log handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_mast"))
-            .arg("kubelet")
-            .arg("--kubeconfig")
-            .arg(server.kubeconfig_path())
-            .args(["--node-name", node_name, "--runtime", "fake"])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args([
-                "--port",
-                "0",
-                "--address",
-                "127.0.0.1",
-                "--node-ip",
-                "127.0.0.1",
-            ])
-            .args(["--pod-cidr", "10.42.7.0/24"])
-            // A test process killed outright (a nextest timeout) leaves no kubelet.
-            .arg("--exit-with-parent")
-            .env("RUST_BACKTRACE", "1")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn mast kubelet");
-        Kubelet {
-            child: Some(child),
-            log,
-            _dir: dir,
-        }
-    }
-
-    /// Panics with the log if the kubelet has exited.
-    fn check_running(&mut self) {
-        let exited = self
-            .child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten());
-        if let Some(status) = exited {
-            panic!(
-                "the kubelet exited with {status}\n--- kubelet log ---\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-}
-
-impl Drop for Kubelet {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            eprintln!(
-                "--- last lines of the kubelet log ({}) ---\n{}\n--- end of log ---",
-                self.log.display(),
-                lines[lines.len().saturating_sub(100)..].join("\n")
-            );
-        }
-    }
-}
 
 /// A kubectl process with its output going to files in the server's dir.
 struct Kubectl {
@@ -192,7 +110,7 @@ async fn kubectl_logs_reads_the_kubelets_log() {
     let server = Server::start_with_scheduler(Backend::Sqlite);
     let client = server.client().await;
     let node = unique_name("logs-node");
-    let mut kubelet = Kubelet::start(&server, &node);
+    let mut kubelet = FakeKubelet::start(&server, &node, &["--pod-cidr", "10.42.7.0/24"]);
 
     let ns = unique_name("logs");
     let namespace: Namespace =

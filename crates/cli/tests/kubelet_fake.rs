@@ -7,18 +7,15 @@
 mod common;
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Backend, Server, http_exchange, unique_name};
+use common::{Backend, FakeKubelet, Server, http_exchange, unique_name};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tempfile::TempDir;
 use tokio::time::Instant;
 
 /// How long a test waits for the kubelet to act.
@@ -26,112 +23,24 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// How often conditions are polled.
 const POLL: Duration = Duration::from_millis(100);
 
-/// A running `mast kubelet`, killed on drop (its log printed if the test failed).
-struct Kubelet {
-    child: Option<Child>,
-    log: PathBuf,
-    _dir: TempDir,
-}
-
-impl Kubelet {
-    /// `mast kubelet --runtime fake` for `server`, HTTP on a free loopback port.
-    fn start(server: &Server, node_name: &str, extra_args: &[&str]) -> Kubelet {
-        let dir = tempfile::Builder::new()
-            .prefix("mast-kubelet-")
-            .tempdir()
-            .expect("create a temp dir for the kubelet");
-        let log = dir.path().join("kubelet.log");
-        let log_file = File::create(&log).expect("create the kubelet log");
-        let log_file_2 = log_file.try_clone().expect("clone the kubelet log handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_mast"))
-            .arg("kubelet")
-            .arg("--kubeconfig")
-            .arg(server.kubeconfig_path())
-            .args(["--node-name", node_name, "--runtime", "fake"])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args([
-                "--port",
-                "0",
-                "--address",
-                "127.0.0.1",
-                "--node-ip",
-                "127.0.0.1",
-            ])
-            // A test process killed outright (a nextest timeout) leaves no kubelet.
-            .arg("--exit-with-parent")
-            .args(extra_args)
-            .env("RUST_BACKTRACE", "1")
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_file_2)
-            .spawn()
-            .expect("spawn mast kubelet");
-        Kubelet {
-            child: Some(child),
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child
-            .as_ref()
-            .map(Child::id)
-            .expect("the kubelet runs")
-    }
-
-    /// Panics with the log if the kubelet has exited.
-    fn check_running(&mut self) {
-        let exited = self
-            .child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten());
-        if let Some(status) = exited {
-            panic!(
-                "the kubelet exited with {status}\n--- kubelet log ---\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-
-    /// SIGKILL and reap.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// VmRSS from /proc, in KiB.
-    fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-    }
-}
-
-impl Drop for Kubelet {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            eprintln!(
-                "--- last lines of the kubelet log ({}) ---\n{}\n--- end of log ---",
-                self.log.display(),
-                lines[lines.len().saturating_sub(200)..].join("\n")
-            );
-        }
-    }
+/// VmRSS of a process from /proc, in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Polls `probe` until it returns Some; panics with `what` at the deadline, or as soon
 /// as the kubelet has exited.
-async fn wait_for<T, F, Fut>(kubelet: &mut Kubelet, deadline: Duration, what: &str, probe: F) -> T
+async fn wait_for<T, F, Fut>(
+    kubelet: &mut FakeKubelet,
+    deadline: Duration,
+    what: &str,
+    probe: F,
+) -> T
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -232,7 +141,7 @@ async fn hollow_nodes_register_heartbeat_and_run_pods() {
     let server = Server::start_with_scheduler(Backend::Sqlite);
     let client = server.client().await;
     let base = unique_name("hollow");
-    let mut kubelet = Kubelet::start(
+    let mut kubelet = FakeKubelet::start(
         &server,
         &base,
         &[
@@ -564,7 +473,7 @@ async fn a_thousand_hollow_nodes_register_and_heartbeat() {
     let client = server.client().await;
     let base = unique_name("h");
     let started = Instant::now();
-    let mut kubelet = Kubelet::start(
+    let mut kubelet = FakeKubelet::start(
         &server,
         &base,
         &[
@@ -628,7 +537,7 @@ async fn a_thousand_hollow_nodes_register_and_heartbeat() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let rss = kubelet.rss_kib().unwrap_or(0);
+    let rss = rss_kib(kubelet.pid()).unwrap_or(0);
     eprintln!(
         "{NODES} hollow nodes: registered and Ready in {:.1}s, every lease renewed twice after {:.1}s, kubelet VmRSS {} KiB",
         registered.as_secs_f64(),

@@ -11,12 +11,11 @@
 mod common;
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Server, terminate, unique_name};
-use tempfile::TempDir;
+use common::{Backend, FakeKubelet, Server, unique_name};
 
 /// No single command may take longer than this.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -71,78 +70,21 @@ fn run(kubeconfig: &Path, dir: &Path, program: &str, args: &[&str]) -> Run {
     }
 }
 
-/// `mast kubelet --runtime fake` with hollow nodes, stopped on drop.
-struct Kubelet {
-    child: Child,
-    log: PathBuf,
-    _dir: TempDir,
-}
-
-impl Kubelet {
-    fn start(server: &Server, name: &str, nodes: usize) -> Kubelet {
-        let dir = tempfile::Builder::new()
-            .prefix("mast-kubelet-")
-            .tempdir()
-            .expect("create a temp dir for the kubelet");
-        let log = dir.path().join("kubelet.log");
-        let out = File::create(&log).expect("create the kubelet log");
-        let err = out.try_clone().expect("clone the kubelet log handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_mast"))
-            .arg("kubelet")
-            .arg("--kubeconfig")
-            .arg(server.kubeconfig_path())
-            .args(["--node-name", name, "--runtime", "fake"])
-            .args(["--hollow-nodes", &nodes.to_string()])
-            .args([
-                "--port",
-                "0",
-                "--address",
-                "127.0.0.1",
-                "--node-ip",
-                "127.0.0.1",
-            ])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            // A test process killed outright (a nextest timeout) leaves no kubelet.
-            .arg("--exit-with-parent")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn mast kubelet");
-        Kubelet {
-            child,
-            log,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Kubelet {
-    fn drop(&mut self) {
-        terminate(&mut self.child, Duration::from_secs(5));
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            eprintln!(
-                "--- last lines of the kubelet log ---\n{}\n--- end ---",
-                lines[lines.len().saturating_sub(60)..].join("\n")
-            );
-        }
-    }
-}
-
 /// A control plane with hollow nodes, and kubectl/mast runners against it.
 struct Cluster {
     // Dropped first: the kubelet stops before its server.
-    _kubelet: Kubelet,
+    _kubelet: FakeKubelet,
     server: Server,
 }
 
 impl Cluster {
     fn start(nodes: usize) -> Cluster {
         let server = Server::start_control_plane(Backend::Sqlite, &[]);
-        let kubelet = Kubelet::start(&server, &unique_name("hollow"), nodes);
+        let kubelet = FakeKubelet::start(
+            &server,
+            &unique_name("hollow"),
+            &["--hollow-nodes", &nodes.to_string()],
+        );
         let cluster = Cluster {
             _kubelet: kubelet,
             server,
@@ -682,7 +624,7 @@ fn cluster_info_shows_masters_leaders_nodes_and_store() {
     let first = Server::start_control_plane(Backend::Etcd(etcd.endpoints()), &[]);
     let mut second = Server::start_control_plane(Backend::Etcd(etcd.endpoints()), &[]);
     let node = unique_name("hollow");
-    let _kubelet = Kubelet::start(&first, &node, 1);
+    let _kubelet = FakeKubelet::start(&first, &node, &["--hollow-nodes", "1"]);
     let info = |server: &Server| {
         run(
             server.kubeconfig_path(),

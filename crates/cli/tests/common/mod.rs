@@ -528,3 +528,97 @@ pub fn unique_name(prefix: &str) -> String {
         nanos % 0x10_0000
     )
 }
+
+/// `mast kubelet --runtime fake` against a server, HTTP on a free loopback port, in a
+/// temp data dir: one node, or `--hollow-nodes N` of them through `extra_args`. Killed
+/// on drop, with the last lines of its log printed when the test failed.
+pub struct FakeKubelet {
+    child: Option<Child>,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl FakeKubelet {
+    pub fn start(server: &Server, node_name: &str, extra_args: &[&str]) -> FakeKubelet {
+        let dir = tempfile::Builder::new()
+            .prefix("mast-kubelet-")
+            .tempdir()
+            .expect("create a temp dir for the kubelet");
+        let log = dir.path().join("kubelet.log");
+        let out = File::create(&log).expect("create the kubelet log");
+        let err = out.try_clone().expect("clone the kubelet log handle");
+        let child = Command::new(env!("CARGO_BIN_EXE_mast"))
+            .arg("kubelet")
+            .arg("--kubeconfig")
+            .arg(server.kubeconfig_path())
+            .args(["--node-name", node_name, "--runtime", "fake"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args([
+                "--port",
+                "0",
+                "--address",
+                "127.0.0.1",
+                "--node-ip",
+                "127.0.0.1",
+            ])
+            // A test process killed outright (a nextest timeout) leaves no kubelet.
+            .arg("--exit-with-parent")
+            .args(extra_args)
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn mast kubelet");
+        FakeKubelet {
+            child: Some(child),
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .expect("the kubelet runs")
+    }
+
+    /// Panics with the log if the kubelet has exited.
+    pub fn check_running(&mut self) {
+        let exited = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten());
+        if let Some(status) = exited {
+            panic!(
+                "the kubelet exited with {status}\n--- kubelet log ---\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for FakeKubelet {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "--- last lines of the kubelet log ({}) ---\n{}\n--- end of log ---",
+                self.log.display(),
+                lines[lines.len().saturating_sub(200)..].join("\n")
+            );
+        }
+    }
+}
