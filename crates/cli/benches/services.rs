@@ -153,16 +153,7 @@ fn main() -> Result<()> {
 
 /// The node address on a veth end, and the images where the agent imports them from.
 fn setup_network(world: &World) -> Result<()> {
-    for args in [
-        &[
-            "link", "add", "mast-n0", "type", "veth", "peer", "name", "mast-n1",
-        ][..],
-        &["addr", "add", &format!("{NODE_IP}/24"), "dev", "mast-n0"],
-        &["link", "set", "mast-n0", "up"],
-        &["link", "set", "mast-n1", "up"],
-    ] {
-        run("ip", args)?;
-    }
+    world.add_node_address(NODE_IP)?;
     let images = world.data_dir().join("agent").join("images");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-images.sh");
     run(

@@ -130,16 +130,7 @@ where
 {
     let world = netns::World::new(prefix)?;
     world.enter()?;
-    for args in [
-        &[
-            "link", "add", "mast-n0", "type", "veth", "peer", "name", "mast-n1",
-        ][..],
-        &["addr", "add", &format!("{NODE_IP}/24"), "dev", "mast-n0"],
-        &["link", "set", "mast-n0", "up"],
-        &["link", "set", "mast-n1", "up"],
-    ] {
-        netns::run("ip", args)?;
-    }
+    world.add_node_address(NODE_IP)?;
     let images = world.data_dir().join("agent").join("images");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-images.sh");
     netns::run(

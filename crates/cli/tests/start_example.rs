@@ -167,16 +167,7 @@ fn leftovers(world: &netns::World) -> anyhow::Result<Vec<String>> {
 fn readme_first_command_serves_the_example_and_stops_clean() -> anyhow::Result<()> {
     let world = netns::World::new("mast-up")?.with_kubelet_dir("kubelet");
     world.enter()?;
-    for args in [
-        &[
-            "link", "add", "mast-n0", "type", "veth", "peer", "name", "mast-n1",
-        ][..],
-        &["addr", "add", &format!("{NODE_IP}/24"), "dev", "mast-n0"],
-        &["link", "set", "mast-n0", "up"],
-        &["link", "set", "mast-n1", "up"],
-    ] {
-        netns::run("ip", args)?;
-    }
+    world.add_node_address(NODE_IP)?;
     let result = scenario(&world);
     if result.is_err() {
         // Whatever happened, mast up gets its Ctrl-C before the world goes.

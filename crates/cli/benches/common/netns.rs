@@ -105,6 +105,23 @@ impl World {
         Ok(())
     }
 
+    /// Gives the namespace a node address: a veth pair (`mast-n0`, `mast-n1`, both up)
+    /// with `ip/24` on `mast-n0`. DNS endpoints and NodePorts need an address that is
+    /// not loopback, and `dummy` links are unavailable here. Call it after [`World::enter`].
+    pub fn add_node_address(&self, ip: &str) -> Result<()> {
+        for args in [
+            &[
+                "link", "add", "mast-n0", "type", "veth", "peer", "name", "mast-n1",
+            ][..],
+            &["addr", "add", &format!("{ip}/24"), "dev", "mast-n0"],
+            &["link", "set", "mast-n0", "up"],
+            &["link", "set", "mast-n1", "up"],
+        ] {
+            run("ip", args)?;
+        }
+        Ok(())
+    }
+
     /// What to look for once the world is dropped.
     pub fn residue(&self) -> Residue {
         Residue {
