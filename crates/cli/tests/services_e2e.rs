@@ -422,16 +422,22 @@ async fn agent_scenario(world: &netns::World, children: &mut Children) -> anyhow
         .filter_map(|p| Some((name_of(p), pod_ip(p)?)))
         .collect();
     ensure!(ips.len() == 3, "pod IPs: {ips:?}");
-    // All three in the `web` Service's rotation: its own endpoint chains (the NodePort
-    // Service `web-np` has chains for the same pod IPs, which must not count here).
-    wait_for("3 endpoints in the table", DEADLINE, || async {
-        let table = proxy_table()?.unwrap_or_default();
-        Ok((table.contains(&web_ip)
-            && ips
-                .values()
-                .all(|ip| table.contains(&format!("ep-default/web/tcp/80/{ip}/"))))
-        .then_some(()))
-    })
+    // All three in the rotation of both Services, each checked by its own endpoint
+    // chains: `web` and `web-np` name the same pod IPs, and their EndpointSlices are
+    // written (and synced) separately, so one being complete says nothing of the other.
+    wait_for(
+        "3 endpoints of each Service in the table",
+        DEADLINE,
+        || async {
+            let table = proxy_table()?.unwrap_or_default();
+            Ok((table.contains(&web_ip)
+                && ips.values().all(|ip| {
+                    table.contains(&format!("ep-default/web/tcp/80/{ip}/"))
+                        && table.contains(&format!("ep-default/web-np/tcp/80/{ip}/"))
+                }))
+            .then_some(()))
+        },
+    )
     .await?;
 
     // From a client pod, through the cluster DNS name.
