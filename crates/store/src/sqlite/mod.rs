@@ -5,7 +5,7 @@
 //! - [`writer`]: the single writer thread doing group commit and publishing events.
 //! - [`reader`]: pooled read-only connections and the read queries.
 //! - [`hub`]: the one place committed events are published, fanned out to each
-//!   matching watcher.
+//!   matching watcher by a relay task on the runtime.
 //! - [`watch`]: catch-up-then-live watch streams fed by the hub.
 //! - [`compactor`]: time-window automatic compaction.
 //!
@@ -90,8 +90,11 @@ impl Drop for Inner {
 }
 
 impl SqliteStore {
-    /// Opens (or creates) the database and starts the writer thread and, if configured,
-    /// the compactor. Must be called inside a Tokio runtime.
+    /// Opens (or creates) the database and starts the writer thread, the relay that hands
+    /// events to watchers and, if configured, the compactor. Must be called inside a
+    /// Tokio runtime: the relay and the compactor are tasks on it, so it must keep
+    /// running while the store is used. (Should it shut down first, the writer hands
+    /// events out itself; compaction stops.)
     pub async fn open(config: SqliteConfig) -> Result<Self> {
         let path = config.path.clone();
         let (conn, lock, revision) = tokio::task::spawn_blocking(move || open_file(&path))
@@ -104,6 +107,9 @@ impl SqliteStore {
         let (requests, receiver) = mpsc::channel(config.max_batch.max(1) * 4);
         writer::spawn(conn, lock, receiver, shared.clone(), config.max_batch)
             .map_err(|e| Error::Backend(format!("cannot start sqlite writer thread: {e}")))?;
+        // No write can be committed before `open` returns, so none is published before
+        // the relay runs. The writer thread closes the hub, which ends the relay.
+        shared.hub.start_relay();
         let inner = Arc::new_cyclic(|weak| Inner {
             path: config.path.clone(),
             requests,

@@ -194,7 +194,7 @@ impl Writer {
             Ok(last_revision) => {
                 if let Some(revision) = last_revision {
                     self.shared.revision.store(revision, Ordering::SeqCst);
-                    self.shared.hub.publish(&events);
+                    self.shared.hub.publish(events);
                 }
                 for p in pending {
                     let _ = p.reply.send(p.result);
