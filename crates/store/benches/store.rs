@@ -16,7 +16,7 @@
 //!   whenever 1000 more have accumulated (the same schedule for both backends).
 //!
 //! Each measurement gets a fresh store (a new SQLite file, a new single-member etcd) in
-//! a temp dir on the same disk.
+//! a temp dir on the same disk; each watch measurement starts after a `sync`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -344,6 +344,7 @@ async fn measure<B: Backend>(scale: Scale) -> Result<Vec<String>> {
     }
     for watchers in [1, 1000] {
         let (store, keep) = B::fresh().await?;
+        settle_disk()?;
         let figures = watch_latency(&store, watchers, scale.watch_events).await?;
         let Percentiles { p50, p99 } = figures.latency;
         eprintln!("{}: {watchers} watchers: p50 {p50:?}, p99 {p99:?}", B::NAME);
@@ -365,6 +366,16 @@ async fn measure<B: Backend>(scale: Scale) -> Result<Vec<String>> {
     cells.push(format!("{} ({note})", mib(size)));
     cells.push(format!("{:.1} s", elapsed.as_secs_f64()));
     Ok(cells)
+}
+
+/// Waits until the disk has written back what earlier measurements left dirty, so that
+/// a latency measurement does not share the disk with their write-back.
+fn settle_disk() -> Result<()> {
+    let status = std::process::Command::new("sync")
+        .status()
+        .context("running sync")?;
+    anyhow::ensure!(status.success(), "sync failed: {status}");
+    Ok(())
 }
 
 fn ms(d: Duration) -> f64 {

@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -177,12 +178,12 @@ impl Hub {
 }
 
 impl Subscription {
-    pub async fn recv(&mut self) -> Received {
-        match self.events.recv().await {
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received> {
+        Poll::Ready(match ready!(self.events.poll_recv(cx)) {
             Some(event) => Received::Event(event),
             None if self.lagged.load(Ordering::SeqCst) => Received::Lagged,
             None => Received::Closed,
-        }
+        })
     }
 }
 

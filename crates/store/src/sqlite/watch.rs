@@ -8,14 +8,17 @@
 //! catch-up from its next revision; nothing is lost unless that history was compacted.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::Stream;
+use futures::future::BoxFuture;
 
 use super::hub::{Received, Subscription};
-use super::reader::{self, ReadPool};
+use super::reader::{self, EventChunk, ReadPool};
 use super::writer::Shared;
 use crate::WatchStream;
 use crate::error::{Result, Revision};
@@ -33,6 +36,9 @@ enum Phase {
     Done,
 }
 
+/// One watch, polled in place. A hand-written stream rather than an `unfold` over an
+/// async fn: a live event is one channel receive, with no future built and no state
+/// moved per event, which counts when one write wakes a thousand watchers.
 struct Watch {
     pool: Arc<ReadPool>,
     shared: Arc<Shared>,
@@ -41,6 +47,8 @@ struct Watch {
     subscription: Subscription,
     phase: Phase,
     pending: VecDeque<Event>,
+    /// The catch-up query in flight, if any.
+    reading: Option<BoxFuture<'static, Result<EventChunk>>>,
 }
 
 /// Starts a watch of `prefix` from `from_revision` (0: from now) that may fall
@@ -71,60 +79,76 @@ pub async fn start(
         subscription,
         phase,
         pending: VecDeque::new(),
+        reading: None,
     };
     if let Phase::CatchUp { next } = watch.phase {
-        watch.catch_up(next).await?;
+        let chunk = watch.read_from(next).await?;
+        watch.caught_up(next, chunk);
     }
-    Ok(futures::stream::unfold(watch, |mut watch| async move {
-        let item = watch.next_item().await?;
-        Some((item, watch))
-    })
-    .boxed())
+    Ok(Box::pin(watch))
 }
 
-impl Watch {
-    async fn next_item(&mut self) -> Option<Result<Event>> {
+impl Stream for Watch {
+    type Item = Result<Event>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let watch = self.get_mut();
         loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some(Ok(event));
+            if let Some(event) = watch.pending.pop_front() {
+                return Poll::Ready(Some(Ok(event)));
             }
-            match self.phase {
-                Phase::Done => return None,
+            match watch.phase {
+                Phase::Done => return Poll::Ready(None),
                 Phase::CatchUp { next } => {
-                    if let Err(e) = self.catch_up(next).await {
-                        self.phase = Phase::Done;
-                        return Some(Err(e));
+                    let reading = match &mut watch.reading {
+                        Some(reading) => reading,
+                        None => watch.reading.insert(Box::pin(watch.read_from(next))),
+                    };
+                    let read = ready!(reading.as_mut().poll(cx));
+                    watch.reading = None;
+                    match read {
+                        Ok(chunk) => watch.caught_up(next, chunk),
+                        Err(e) => {
+                            watch.phase = Phase::Done;
+                            return Poll::Ready(Some(Err(e)));
+                        }
                     }
                 }
-                Phase::Live { next } => match self.subscription.recv().await {
+                Phase::Live { next } => match ready!(watch.subscription.poll_recv(cx)) {
                     Received::Event(event) if event.revision() >= next => {
-                        self.phase = Phase::Live {
+                        watch.phase = Phase::Live {
                             next: event.revision() + 1,
                         };
-                        return Some(Ok(event));
+                        return Poll::Ready(Some(Ok(event)));
                     }
                     Received::Event(_) => {} // delivered by catch-up already
                     Received::Lagged => {
                         tracing::debug!(next, "sqlite watcher lagged; catching up from the log");
-                        self.subscription = self
+                        watch.subscription = watch
                             .shared
                             .hub
-                            .subscribe(self.prefix.clone(), self.capacity);
-                        self.phase = Phase::CatchUp { next };
+                            .subscribe(watch.prefix.clone(), watch.capacity);
+                        watch.phase = Phase::CatchUp { next };
                     }
-                    Received::Closed => self.phase = Phase::Done,
+                    Received::Closed => watch.phase = Phase::Done,
                 },
             }
         }
     }
+}
 
-    /// Reads one chunk of the log from `next` and moves the phase on.
-    async fn catch_up(&mut self, next: Revision) -> Result<()> {
-        let prefix = self.prefix.clone();
-        let chunk = self
-            .pool
-            .run(move |conn| reader::events(conn, &prefix, next, CATCH_UP_CHUNK))
-            .await?;
+impl Watch {
+    /// Reads one chunk of the log from `next`.
+    fn read_from(&self, next: Revision) -> impl Future<Output = Result<EventChunk>> + use<> {
+        let (pool, prefix) = (self.pool.clone(), self.prefix.clone());
+        async move {
+            pool.run(move |conn| reader::events(conn, &prefix, next, CATCH_UP_CHUNK))
+                .await
+        }
+    }
+
+    /// Queues a chunk read from `next` and moves the phase on.
+    fn caught_up(&mut self, next: Revision, chunk: EventChunk) {
         self.phase = match (chunk.complete, chunk.events.last()) {
             (false, Some(last)) => Phase::CatchUp {
                 next: last.revision() + 1,
@@ -134,6 +158,5 @@ impl Watch {
             },
         };
         self.pending.extend(chunk.events);
-        Ok(())
     }
 }
