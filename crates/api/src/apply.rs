@@ -129,12 +129,36 @@ pub fn apply(
     for path in dropped {
         remove_at(&mut object, path);
     }
+    // Upstream moves an entry's time only when the manager's fields or their values
+    // change; a repeated apply keeps it, so the object stays as it was (a no-op write
+    // instead of a new resourceVersion whenever the clock passed a second).
+    let time = match managed
+        .iter()
+        .find(|e| e.manager == manager && e.operation == "Apply")
+    {
+        Some(e) if e.fields == new_fields && same_but_managed(&object, live) => {
+            e.raw["time"].as_str().unwrap_or(now).to_string()
+        }
+        _ => now.to_string(),
+    };
     managed.retain(|e| !(e.manager == manager && e.operation == "Apply"));
     managed.retain(|e| !e.fields.is_empty());
     let mut entries: Vec<Value> = managed.iter().map(|e| e.to_json()).collect();
-    entries.insert(0, entry(manager, &object, &new_fields, now));
+    entries.insert(0, entry(manager, &object, &new_fields, &time));
     set_managed(&mut object, entries);
     Ok(object)
+}
+
+/// Whether two objects are equal apart from their managed fields.
+fn same_but_managed(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("managedFields");
+        }
+        v
+    };
+    strip(a) == strip(b)
 }
 
 /// The list keys of the built-in types: the merge keys strategic merge patch uses
@@ -519,6 +543,49 @@ mod tests {
         assert_eq!(second["spec"]["replicas"], 3);
         assert_eq!(container["image"], "nginx:2");
         assert_eq!(container["ports"], json!([{"containerPort": 80}]));
+    }
+
+    #[test]
+    fn the_entry_time_moves_only_when_the_manager_changes_something() {
+        let applied = deployment(2, "nginx:1", &[80]);
+        let first =
+            apply("Deployment", None, &applied, "alice", false, "t1", keys).expect("create");
+        let same = apply(
+            "Deployment",
+            Some(&first),
+            &applied,
+            "alice",
+            false,
+            "t2",
+            keys,
+        )
+        .expect("reapply");
+        assert_eq!(
+            same, first,
+            "a repeated apply changes nothing, time included"
+        );
+        let changed = apply(
+            "Deployment",
+            Some(&first),
+            &deployment(3, "nginx:1", &[80]),
+            "alice",
+            false,
+            "t3",
+            keys,
+        )
+        .expect("apply a change");
+        assert_eq!(changed["metadata"]["managedFields"][0]["time"], "t3");
+        let dropped = apply(
+            "Deployment",
+            Some(&changed),
+            &deployment(3, "nginx:1", &[]),
+            "alice",
+            false,
+            "t4",
+            keys,
+        )
+        .expect("apply fewer fields");
+        assert_eq!(dropped["metadata"]["managedFields"][0]["time"], "t4");
     }
 
     #[test]
