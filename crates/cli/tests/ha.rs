@@ -290,11 +290,38 @@ impl HaCluster {
         self.masters.last().expect("a master runs").client().await
     }
 
-    /// Which master's log names `holder` as the one that became leader.
-    fn master_holding(&self, holder: &str) -> Option<usize> {
-        self.masters
-            .iter()
-            .position(|m| m.pid() != 0 && m.log().contains(holder))
+    /// Which running master's log names `holder` as the one that became leader, waiting
+    /// for the line: the Lease can be read before its new holder has logged it.
+    async fn master_holding(&self, holder: &str) -> usize {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(i) = self
+                .masters
+                .iter()
+                .position(|m| m.pid() != 0 && m.log().contains(holder))
+            {
+                return i;
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!(
+                    "no running master logged the leader identity {holder}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Waits, at most [`DEADLINE`], until `found` gives something: a log line can land after
+/// the Lease change it reports was read.
+async fn eventually<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = found() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -488,8 +515,8 @@ async fn leaders_hand_over_and_a_crashed_master_is_replaced() {
     let controllers_0 = cluster
         .wait_for_holder(CONTROLLER_MANAGER_LEASE, |h| !h.is_empty())
         .await;
-    assert_eq!(cluster.master_holding(&scheduler_0), Some(0));
-    assert_eq!(cluster.master_holding(&controllers_0), Some(0));
+    assert_eq!(cluster.master_holding(&scheduler_0).await, 0);
+    assert_eq!(cluster.master_holding(&controllers_0).await, 0);
 
     // Graceful stop: a third master joins first, so that a follower remains afterwards.
     let backend = Backend::Etcd(cluster.etcd.endpoints());
@@ -524,9 +551,9 @@ async fn leaders_hand_over_and_a_crashed_master_is_replaced() {
 
     // The crash: kill -9 the master that now leads the scheduler, while kubectl runs
     // through nginx.
-    let leader = cluster
-        .master_holding(&scheduler_1)
-        .unwrap_or_else(|| cluster.fail("no master logged the scheduler leader's identity"));
+    let leader = cluster.master_holding(&scheduler_1).await;
+    // Known before the kill: a killed master no longer counts as running.
+    let controllers_leader = cluster.master_holding(&controllers_1).await;
     let prober = Prober::start(&cluster.kubeconfig, &name);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let killed = Instant::now();
@@ -535,7 +562,7 @@ async fn leaders_hand_over_and_a_crashed_master_is_replaced() {
         .wait_for_holder(SCHEDULER_LEASE, |h| !h.is_empty() && h != scheduler_1)
         .await;
     let scheduler_takeover = killed.elapsed();
-    let controllers_crash_takeover = if cluster.master_holding(&controllers_1) == Some(leader) {
+    let controllers_crash_takeover = if controllers_leader == leader {
         cluster
             .wait_for_holder(CONTROLLER_MANAGER_LEASE, |h| {
                 !h.is_empty() && h != controllers_1
@@ -545,7 +572,7 @@ async fn leaders_hand_over_and_a_crashed_master_is_replaced() {
     } else {
         None
     };
-    assert_ne!(cluster.master_holding(&scheduler_2), Some(leader));
+    assert_ne!(cluster.master_holding(&scheduler_2).await, leader);
 
     // The new leaders act: scaling converges (new pods created and scheduled).
     let (ok, out) = kubectl(
@@ -721,11 +748,13 @@ async fn a_paused_scheduler_wakes_up_fenced() {
         &deployment_yaml(&name, 4, "nginx:1"),
     );
     wait_available(&cluster, &name, 4).await;
-    let (leader, follower) = if cluster.extra[first].log().contains(&holder_a) {
-        (first, second)
-    } else {
-        (second, first)
-    };
+    let leader = eventually("a scheduler logging that it leads", || {
+        [first, second]
+            .into_iter()
+            .find(|&i| cluster.extra[i].log().contains(&holder_a))
+    })
+    .await;
+    let follower = if leader == first { second } else { first };
 
     // Watch pods and ReplicaSets from here on.
     let observed = Arc::new(Mutex::new(Observed::default()));
@@ -799,10 +828,13 @@ async fn a_paused_scheduler_wakes_up_fenced() {
         .wait_for_holder(SCHEDULER_LEASE, |h| !h.is_empty() && h != holder_a)
         .await;
     let takeover = stopped.elapsed();
-    assert!(
-        cluster.extra[follower].log().contains(&holder_b),
-        "the follower did not take over"
-    );
+    eventually("the follower logging that it took over", || {
+        cluster.extra[follower]
+            .log()
+            .contains(&holder_b)
+            .then_some(())
+    })
+    .await;
     wait_available(&cluster, &name, 4).await;
     wait_all_bound(&pods, &burst, 40).await;
     // Past the lease by a margin, then wake the stale leader.
