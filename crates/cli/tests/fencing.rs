@@ -36,13 +36,7 @@ fn fenced_writes_sqlite() {
 
 #[test]
 fn fenced_writes_etcd() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("build a runtime to start etcd");
-    let etcd = runtime
-        .block_on(store::testing::EtcdCluster::start(1))
-        .expect("start a 1-member etcd cluster");
+    let etcd = common::start_etcd();
     // Declared after `etcd`, so the server stops before its store does.
     let server = Server::start(Backend::Etcd(etcd.endpoints()));
     fenced_writes(&server);
@@ -56,13 +50,7 @@ fn renews_never_fail_the_holders_writes_sqlite() {
 
 #[test]
 fn renews_never_fail_the_holders_writes_etcd() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("build a runtime to start etcd");
-    let etcd = runtime
-        .block_on(store::testing::EtcdCluster::start(1))
-        .expect("start a 1-member etcd cluster");
+    let etcd = common::start_etcd();
     let server = Server::start(Backend::Etcd(etcd.endpoints()));
     renews_never_fail_the_holders_writes(&server);
 }

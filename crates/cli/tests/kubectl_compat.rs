@@ -56,13 +56,7 @@ macro_rules! backend_tests {
 
             #[test]
             fn etcd() {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("build a runtime to start etcd on");
-                let etcd = runtime
-                    .block_on(store::testing::EtcdCluster::start(1))
-                    .expect("start a 1-member etcd cluster");
+                let etcd = crate::common::start_etcd();
                 // Declared after `etcd`, so the server stops before its store does.
                 let server = crate::common::Server::start(crate::common::Backend::Etcd(
                     etcd.endpoints(),

@@ -10,12 +10,11 @@
 
 mod common;
 
-use std::fs::File;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Backend, FakeKubelet, Server, unique_name};
+use common::{Backend, FakeKubelet, Server, run_to_end, start_etcd, unique_name};
 
 /// No single command may take longer than this.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,39 +33,19 @@ struct Run {
 
 /// Runs `program args…` against `kubeconfig`, killed at [`COMMAND_TIMEOUT`].
 fn run(kubeconfig: &Path, dir: &Path, program: &str, args: &[&str]) -> Run {
-    let id = unique_name("run");
-    let out_path = dir.join(format!("{id}.out"));
-    let err_path = dir.join(format!("{id}.err"));
     let binary = if program == "mast" {
         env!("CARGO_BIN_EXE_mast")
     } else {
         program
     };
-    let mut child = Command::new(binary)
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path).expect("create the stdout file"))
-        .stderr(File::create(&err_path).expect("create the stderr file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {program}: {e}"));
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll the child") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{program} {args:?} did not finish in time");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let mut command = Command::new(binary);
+    command.args(args).arg("--kubeconfig").arg(kubeconfig);
+    let finished = run_to_end(&mut command, dir, None, COMMAND_TIMEOUT)
+        .unwrap_or_else(|| panic!("{program} {args:?} did not finish in time"));
     Run {
-        code: status.code(),
-        stdout: std::fs::read_to_string(&out_path).expect("read stdout"),
-        stderr: std::fs::read_to_string(&err_path).expect("read stderr"),
+        code: finished.status.code(),
+        stdout: finished.stdout,
+        stderr: finished.stderr,
     }
 }
 
@@ -613,13 +592,7 @@ fn rollout_status_gives_up_like_kubectl() {
 
 #[test]
 fn cluster_info_shows_masters_leaders_nodes_and_store() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("build a runtime to start etcd");
-    let etcd = runtime
-        .block_on(store::testing::EtcdCluster::start(1))
-        .expect("start a 1-member etcd cluster");
+    let etcd = start_etcd();
     // Declared after `etcd`, so the servers stop before their store does.
     let first = Server::start_control_plane(Backend::Etcd(etcd.endpoints()), &[]);
     let mut second = Server::start_control_plane(Backend::Etcd(etcd.endpoints()), &[]);

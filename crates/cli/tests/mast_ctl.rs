@@ -6,13 +6,13 @@
 mod common;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Backend, Server, unique_name};
+use common::{Backend, Server, run_to_end, unique_name};
 use serde_json::Value;
 
 /// No single command may take longer than this.
@@ -41,9 +41,6 @@ impl Run {
 /// Runs `program args… --kubeconfig K` to completion (killed at the deadline), with
 /// `stdin` as its input.
 fn run(server: &Server, program: &str, args: &[&str], stdin: Option<&str>) -> Run {
-    let id = unique_name("run");
-    let out_path = server.dir().join(format!("{id}.out"));
-    let err_path = server.dir().join(format!("{id}.err"));
     let mut command = Command::new(program);
     if program == "kubectl" {
         command.arg("--kubeconfig").arg(server.kubeconfig_path());
@@ -52,45 +49,12 @@ fn run(server: &Server, program: &str, args: &[&str], stdin: Option<&str>) -> Ru
         command.args(args);
         command.arg("--kubeconfig").arg(server.kubeconfig_path());
     }
-    let mut child = command
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(File::create(&out_path).expect("create the stdout file"))
-        .stderr(File::create(&err_path).expect("create the stderr file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {program}: {e}"));
-    let guard = KillOnDrop(&mut child);
-    if let Some(text) = stdin {
-        let mut input = guard.0.stdin.take().expect("piped stdin");
-        input.write_all(text.as_bytes()).expect("write stdin");
-    }
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        if let Some(status) = guard.0.try_wait().expect("poll the child") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            server.fail(&format!("{program} {args:?} did not finish in time"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let finished = run_to_end(&mut command, server.dir(), stdin, COMMAND_TIMEOUT)
+        .unwrap_or_else(|| server.fail(&format!("{program} {args:?} did not finish in time")));
     Run {
-        success: status.success(),
-        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
-    }
-}
-
-/// Kills (and reaps) a child on every way out of a test.
-struct KillOnDrop<'a>(&'a mut Child);
-
-impl Drop for KillOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        success: finished.status.success(),
+        stdout: finished.stdout,
+        stderr: finished.stderr,
     }
 }
 

@@ -17,7 +17,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -620,5 +620,78 @@ impl Drop for FakeKubelet {
                 lines[lines.len().saturating_sub(200)..].join("\n")
             );
         }
+    }
+}
+
+/// Starts a 1-member etcd from synchronous test code. Its members are plain child
+/// processes, so the runtime used to start it is not needed afterwards.
+pub fn start_etcd() -> store::testing::EtcdCluster {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("build a runtime to start etcd")
+        .block_on(store::testing::EtcdCluster::start(1))
+        .expect("start a 1-member etcd cluster")
+}
+
+/// A command that ran to its end.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` to its end with `stdin` as its input (None: nothing), its output
+/// going to files in `dir` (a pipe nobody reads could fill up and stall it). None if it
+/// had not finished after `timeout`; it is killed then, and on every other way out.
+pub fn run_to_end(
+    command: &mut Command,
+    dir: &Path,
+    stdin: Option<&str>,
+    timeout: Duration,
+) -> Option<Finished> {
+    let id = unique_name("run");
+    let out_path = dir.join(format!("{id}.out"));
+    let err_path = dir.join(format!("{id}.err"));
+    let child = command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(File::create(&out_path).expect("create the stdout file"))
+        .stderr(File::create(&err_path).expect("create the stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {:?}: {e}", command.get_program()));
+    let mut child = KillOnDrop(child);
+    if let Some(text) = stdin {
+        let mut input = child.0.stdin.take().expect("piped stdin");
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("poll the child") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Some(Finished {
+        status,
+        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+    })
+}
+
+/// Kills (and reaps) a child on every way out.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
