@@ -161,14 +161,7 @@ pub fn describe_deployment(
     let meta = &d.metadata;
     let spec = d.spec.clone();
     let status = d.status.clone().unwrap_or_default();
-    out.write(
-        0,
-        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or("")),
-    );
-    out.write(
-        0,
-        &format!("Namespace:\t{}\n", meta.namespace.as_deref().unwrap_or("")),
-    );
+    text::name_and_namespace(&mut out, meta);
     out.write(
         0,
         &format!(
@@ -176,8 +169,7 @@ pub fn describe_deployment(
             rfc1123z(meta.creation_timestamp.as_ref())
         ),
     );
-    text::labels(&mut out, "", "Labels", meta.labels.as_ref());
-    text::annotations(&mut out, "Annotations", meta.annotations.as_ref());
+    text::labels_and_annotations(&mut out, meta);
     out.write(
         0,
         &format!("Selector:\t{}\n", super::selector_string(&spec.selector)),
@@ -282,14 +274,7 @@ pub fn describe_replicaset(
     let meta = &rs.metadata;
     let spec = rs.spec.clone();
     let status = rs.status.clone().unwrap_or_default();
-    out.write(
-        0,
-        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or("")),
-    );
-    out.write(
-        0,
-        &format!("Namespace:\t{}\n", meta.namespace.as_deref().unwrap_or("")),
-    );
+    text::name_and_namespace(&mut out, meta);
     out.write(
         0,
         &format!(
@@ -297,8 +282,7 @@ pub fn describe_replicaset(
             super::format_label_selector(Some(&spec.selector))
         ),
     );
-    text::labels(&mut out, "", "Labels", meta.labels.as_ref());
-    text::annotations(&mut out, "Annotations", meta.annotations.as_ref());
+    text::labels_and_annotations(&mut out, meta);
     if let Some(controller) = pod::controller_of(meta) {
         out.write(0, &format!("Controlled By:\t{controller}\n"));
     }

@@ -17,8 +17,7 @@ pub fn describe_namespace(ns: &Namespace) -> String {
         0,
         &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or("")),
     );
-    text::labels(&mut out, "", "Labels", meta.labels.as_ref());
-    text::annotations(&mut out, "Annotations", meta.annotations.as_ref());
+    text::labels_and_annotations(&mut out, meta);
     let status = ns.status.clone().unwrap_or_default();
     out.write(
         0,
@@ -51,16 +50,8 @@ pub fn describe_namespace(ns: &Namespace) -> String {
 pub fn describe_configmap(cm: &ConfigMap, events: Option<Vec<Event>>) -> String {
     let mut out = Out::new();
     let meta = &cm.metadata;
-    out.write(
-        0,
-        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or("")),
-    );
-    out.write(
-        0,
-        &format!("Namespace:\t{}\n", meta.namespace.as_deref().unwrap_or("")),
-    );
-    text::labels(&mut out, "", "Labels", meta.labels.as_ref());
-    text::annotations(&mut out, "Annotations", meta.annotations.as_ref());
+    text::name_and_namespace(&mut out, meta);
+    text::labels_and_annotations(&mut out, meta);
     out.write(0, "\nData\n====\n");
     for (k, v) in cm.data.iter().flatten() {
         out.write(0, &format!("{k}:\n----\n"));
@@ -81,16 +72,8 @@ pub fn describe_configmap(cm: &ConfigMap, events: Option<Vec<Event>>) -> String 
 pub fn describe_secret(secret: &Secret) -> String {
     let mut out = Out::new();
     let meta = &secret.metadata;
-    out.write(
-        0,
-        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or("")),
-    );
-    out.write(
-        0,
-        &format!("Namespace:\t{}\n", meta.namespace.as_deref().unwrap_or("")),
-    );
-    text::labels(&mut out, "", "Labels", meta.labels.as_ref());
-    text::annotations(&mut out, "Annotations", meta.annotations.as_ref());
+    text::name_and_namespace(&mut out, meta);
+    text::labels_and_annotations(&mut out, meta);
     let type_ = secret.type_.as_deref().unwrap_or("");
     out.write(0, &format!("\nType:\t{type_}\n"));
     out.write(0, "\nData\n====\n");

@@ -58,8 +58,7 @@ pub fn describe(
         roles.join(",")
     };
     out.write(0, &format!("Roles:\t{roles}\n"));
-    text::labels(&mut out, "", "Labels", meta.labels.as_ref());
-    text::annotations(&mut out, "Annotations", meta.annotations.as_ref());
+    text::labels_and_annotations(&mut out, meta);
     out.write(
         0,
         &format!(

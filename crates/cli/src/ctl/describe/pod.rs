@@ -27,14 +27,7 @@ pub fn describe(pod: &Pod, events: Option<Vec<Event>>) -> String {
     let meta = &pod.metadata;
     let spec = pod.spec.clone().unwrap_or_default();
     let status = pod.status.clone().unwrap_or_default();
-    out.write(
-        0,
-        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or("")),
-    );
-    out.write(
-        0,
-        &format!("Namespace:\t{}\n", meta.namespace.as_deref().unwrap_or("")),
-    );
+    text::name_and_namespace(&mut out, meta);
     if let Some(priority) = spec.priority {
         out.write(0, &format!("Priority:\t{priority}\n"));
     }
@@ -68,8 +61,7 @@ pub fn describe(pod: &Pod, events: Option<Vec<Event>>) -> String {
     if let Some(start) = &status.start_time {
         out.write(0, &format!("Start Time:\t{}\n", rfc1123z(Some(start))));
     }
-    text::labels(&mut out, "", "Labels", meta.labels.as_ref());
-    text::annotations(&mut out, "Annotations", meta.annotations.as_ref());
+    text::labels_and_annotations(&mut out, meta);
     let phase = status.phase.as_deref().unwrap_or("");
     match &meta.deletion_timestamp {
         Some(deleted) if phase != "Failed" && phase != "Succeeded" => {

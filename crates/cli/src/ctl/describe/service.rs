@@ -33,16 +33,8 @@ pub fn describe_service(
     let mut out = Out::new();
     let meta = &service.metadata;
     let spec = service.spec.clone().unwrap_or_default();
-    out.write(
-        0,
-        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or("")),
-    );
-    out.write(
-        0,
-        &format!("Namespace:\t{}\n", meta.namespace.as_deref().unwrap_or("")),
-    );
-    text::labels(&mut out, "", "Labels", meta.labels.as_ref());
-    text::annotations(&mut out, "Annotations", meta.annotations.as_ref());
+    text::name_and_namespace(&mut out, meta);
+    text::labels_and_annotations(&mut out, meta);
     out.write(
         0,
         &format!("Selector:\t{}\n", format_labels(spec.selector.as_ref())),
@@ -230,16 +222,8 @@ pub fn format_endpoint_slices(slices: &[EndpointSlice], port: Option<&str>) -> S
 pub fn describe_endpoints(ep: &Endpoints, events: Option<Vec<Event>>) -> String {
     let mut out = Out::new();
     let meta = &ep.metadata;
-    out.write(
-        0,
-        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or("")),
-    );
-    out.write(
-        0,
-        &format!("Namespace:\t{}\n", meta.namespace.as_deref().unwrap_or("")),
-    );
-    text::labels(&mut out, "", "Labels", meta.labels.as_ref());
-    text::annotations(&mut out, "Annotations", meta.annotations.as_ref());
+    text::name_and_namespace(&mut out, meta);
+    text::labels_and_annotations(&mut out, meta);
     out.write(0, "Subsets:\n");
     for subset in ep.subsets.iter().flatten() {
         let join = |addrs: Option<&Vec<k8s_openapi::api::core::v1::EndpointAddress>>| {

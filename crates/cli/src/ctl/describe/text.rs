@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Taint, Toleration};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::tabwriter::TabWriter;
@@ -92,6 +92,24 @@ fn escape_terminal(text: &str) -> String {
         return text.to_string();
     }
     text.replace('\x1b', "^[").replace('\r', "\\r")
+}
+
+/// The `Name:` and `Namespace:` lines most describers open with.
+pub fn name_and_namespace(out: &mut Out, meta: &ObjectMeta) {
+    out.write(
+        0,
+        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or("")),
+    );
+    out.write(
+        0,
+        &format!("Namespace:\t{}\n", meta.namespace.as_deref().unwrap_or("")),
+    );
+}
+
+/// The `Labels:` and `Annotations:` blocks, in that order.
+pub fn labels_and_annotations(out: &mut Out, meta: &ObjectMeta) {
+    labels(out, "", "Labels", meta.labels.as_ref());
+    annotations(out, "Annotations", meta.annotations.as_ref());
 }
 
 /// `Title:\tk=v` lines, one label per line, sorted; `<none>` when empty
