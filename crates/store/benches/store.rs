@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench -p mast-store --bench store            # full run (a few minutes)
 //! cargo bench -p mast-store --bench store -- --quick # smaller counts, for a smoke run
+//! cargo bench -p mast-store --bench store -- --watch-only # SQLite, 1000 watchers only
 //! ```
 //!
 //! Prints one Markdown table (paste it into docs/benchmarks.md):
@@ -368,6 +369,21 @@ async fn measure<B: Backend>(scale: Scale) -> Result<Vec<String>> {
     Ok(cells)
 }
 
+/// The SQLite measurement with 1000 watchers alone, for comparing changes to the
+/// watch path run against run (the figures are noisy on a small VM).
+async fn watch_only(scale: Scale) -> Result<()> {
+    let (store, _keep) = Sqlite::fresh().await?;
+    settle_disk()?;
+    let figures = watch_latency(&store, 1000, scale.watch_events).await?;
+    println!(
+        "sqlite, 1000 watchers: latency {} | first {} | fan-out {} (p50 / p99, ms)",
+        figures.latency.cell(),
+        figures.first.cell(),
+        figures.fan_out.cell()
+    );
+    Ok(())
+}
+
 /// Waits until the disk has written back what earlier measurements left dirty, so that
 /// a latency measurement does not share the disk with their write-back.
 fn settle_disk() -> Result<()> {
@@ -393,6 +409,9 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.iter().any(|a| a == "--watch-only") {
+        return runtime.block_on(watch_only(scale));
+    }
     let (sqlite, etcd) = runtime.block_on(async {
         anyhow::Ok((
             measure::<Sqlite>(scale).await?,

@@ -1,11 +1,11 @@
 //! Fan-out of committed events to watchers, filtered at the source.
 //!
-//! The writer publishes every committed batch once, here. The hub hands each event only
-//! to the watchers whose prefix matches, through each watcher's own bounded channel, so
-//! a write wakes only the watchers that care, and watchers never contend on a shared
-//! queue. A watcher whose channel is full is dropped and flagged as lagged; it then
-//! re-subscribes and catches up from the log (see [`super::watch`]). Nobody polls the
-//! database while live.
+//! The writer publishes every committed batch once, here. The hub hands the batch only
+//! to the watchers whose prefix it touches, each through its own [`Mailbox`], shared
+//! rather than copied, so a write wakes only the watchers that care, and watchers never
+//! contend on a shared queue. A watcher that falls more than its bound behind is dropped
+//! and flagged as lagged; it then re-subscribes and catches up from the log (see
+//! [`super::watch`]). Nobody polls the database while live.
 //!
 //! The hand-out runs in a relay task on the store's Tokio runtime, not on the writer
 //! thread. Waking a task from outside the runtime queues it on the runtime's shared
@@ -19,14 +19,14 @@
 //! batches the relay had not handed out yet.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 
+use super::mailbox::{End, Mailbox};
 use crate::types::Event;
 
 /// The registry of live watchers.
@@ -36,14 +36,13 @@ pub struct Hub {
     subscribers: Mutex<HashMap<u64, Subscriber>>,
     /// The relay task's inbox; None before [`Hub::start_relay`], after the store
     /// closed, or once the relay was found gone.
-    relay: Mutex<Option<mpsc::UnboundedSender<Vec<Event>>>>,
+    relay: Mutex<Option<mpsc::UnboundedSender<Arc<[Event]>>>>,
 }
 
 #[derive(Debug)]
 struct Subscriber {
     prefix: Bytes,
-    events: mpsc::Sender<Event>,
-    lagged: Arc<AtomicBool>,
+    mailbox: Arc<Mailbox>,
 }
 
 /// One watcher's end. Dropping it unregisters the watcher.
@@ -51,14 +50,14 @@ struct Subscriber {
 pub struct Subscription {
     hub: Arc<Hub>,
     id: u64,
-    events: mpsc::Receiver<Event>,
-    lagged: Arc<AtomicBool>,
+    mailbox: Arc<Mailbox>,
 }
 
 /// What a subscription's next receive gave.
 #[derive(Debug)]
 pub enum Received {
-    Event(Event),
+    /// A committed batch with at least one event under the prefix; it may hold others.
+    Batch(Arc<[Event]>),
     /// The watcher fell too far behind and was dropped: catch up from the log.
     Lagged,
     /// The store closed.
@@ -68,13 +67,11 @@ pub enum Received {
 impl Hub {
     /// Registers a watcher of `prefix` that may fall `capacity` events behind.
     pub fn subscribe(self: &Arc<Self>, prefix: Bytes, capacity: usize) -> Subscription {
-        let (sender, receiver) = mpsc::channel(capacity.max(1));
-        let lagged = Arc::new(AtomicBool::new(false));
+        let mailbox = Arc::new(Mailbox::new(capacity));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let subscriber = Subscriber {
             prefix,
-            events: sender,
-            lagged: lagged.clone(),
+            mailbox: mailbox.clone(),
         };
         if let Ok(mut subscribers) = self.subscribers.lock() {
             subscribers.insert(id, subscriber);
@@ -82,8 +79,7 @@ impl Hub {
         Subscription {
             hub: self.clone(),
             id,
-            events: receiver,
-            lagged,
+            mailbox,
         }
     }
 
@@ -91,7 +87,7 @@ impl Hub {
     /// hands batches to it. It ends, ending every watch, once [`Hub::close`] was called
     /// and every batch before it handed out.
     pub fn start_relay(self: &Arc<Self>) {
-        let (inbox, mut batches) = mpsc::unbounded_channel::<Vec<Event>>();
+        let (inbox, mut batches) = mpsc::unbounded_channel::<Arc<[Event]>>();
         if let Ok(mut relay) = self.relay.lock() {
             *relay = Some(inbox);
         }
@@ -107,15 +103,16 @@ impl Hub {
     /// Publishes one committed batch: through the relay when it runs, else right here.
     /// Called by the writer thread only, in commit order.
     pub fn publish(&self, events: Vec<Event>) {
+        let batch: Arc<[Event]> = events.into();
         let Ok(mut relay) = self.relay.lock() else {
             return;
         };
         let Some(inbox) = relay.as_ref() else {
             drop(relay);
-            self.deliver(&events);
+            self.deliver(&batch);
             return;
         };
-        if inbox.send(events).is_err() {
+        if inbox.send(batch).is_err() {
             // The relay's runtime is gone, and with it the batches it still held. Hand
             // out from here on, and send every watcher back to the log, where this batch
             // and the lost ones are.
@@ -125,26 +122,18 @@ impl Hub {
         }
     }
 
-    /// Hands each event to every matching watcher, in order.
-    fn deliver(&self, events: &[Event]) {
+    /// Hands the batch to every watcher with an event in it, forgetting those that
+    /// lagged.
+    fn deliver(&self, batch: &Arc<[Event]>) {
         let Ok(mut subscribers) = self.subscribers.lock() else {
             return;
         };
         subscribers.retain(|_, subscriber| {
-            for event in events {
-                if !event.kv.key.starts_with(&subscriber.prefix) {
-                    continue;
-                }
-                match subscriber.events.try_send(event.clone()) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => {
-                        subscriber.lagged.store(true, Ordering::SeqCst);
-                        return false;
-                    }
-                    Err(TrySendError::Closed(_)) => return false,
-                }
-            }
-            true
+            let wanted = batch
+                .iter()
+                .filter(|event| event.kv.key.starts_with(&subscriber.prefix))
+                .count();
+            wanted == 0 || subscriber.mailbox.push(batch, wanted)
         });
     }
 
@@ -159,30 +148,31 @@ impl Hub {
         }
     }
 
-    /// Ends every watch: each finds its channel closed, not lagged.
+    /// Ends every watch, after what each has queued.
     fn end_all(&self) {
-        if let Ok(mut subscribers) = self.subscribers.lock() {
-            subscribers.clear();
-        }
+        self.end_each(End::Closed);
     }
 
-    /// Sends every watcher back to the log: each finds its channel closed and lagged.
+    /// Sends every watcher back to the log, after what each has queued.
     fn lag_all(&self) {
+        self.end_each(End::Lagged);
+    }
+
+    fn end_each(&self, end: End) {
         if let Ok(mut subscribers) = self.subscribers.lock() {
-            for subscriber in subscribers.values() {
-                subscriber.lagged.store(true, Ordering::SeqCst);
+            for (_, subscriber) in subscribers.drain() {
+                subscriber.mailbox.end(end);
             }
-            subscribers.clear();
         }
     }
 }
 
 impl Subscription {
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Received> {
-        Poll::Ready(match ready!(self.events.poll_recv(cx)) {
-            Some(event) => Received::Event(event),
-            None if self.lagged.load(Ordering::SeqCst) => Received::Lagged,
-            None => Received::Closed,
+        Poll::Ready(match ready!(self.mailbox.poll_next(cx)) {
+            Ok(batch) => Received::Batch(batch),
+            Err(End::Lagged) => Received::Lagged,
+            Err(End::Closed) => Received::Closed,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! - [`reader`]: pooled read-only connections and the read queries.
 //! - [`hub`]: the one place committed events are published, fanned out to each
 //!   matching watcher by a relay task on the runtime.
+//! - [`mailbox`]: one watcher's bounded inbox of shared batches.
 //! - [`watch`]: catch-up-then-live watch streams fed by the hub.
 //! - [`compactor`]: time-window automatic compaction.
 //!
@@ -14,6 +15,7 @@
 
 mod compactor;
 mod hub;
+mod mailbox;
 mod reader;
 mod schema;
 mod watch;

@@ -37,8 +37,9 @@ enum Phase {
 }
 
 /// One watch, polled in place. A hand-written stream rather than an `unfold` over an
-/// async fn: a live event is one channel receive, with no future built and no state
-/// moved per event, which counts when one write wakes a thousand watchers.
+/// async fn: a live event is read from the shared batch in its inbox, with no future
+/// built and no state moved per event, which counts when one write wakes a thousand
+/// watchers.
 struct Watch {
     pool: Arc<ReadPool>,
     shared: Arc<Shared>,
@@ -46,7 +47,10 @@ struct Watch {
     prefix: Bytes,
     subscription: Subscription,
     phase: Phase,
+    /// Events read from the log, not yet yielded.
     pending: VecDeque<Event>,
+    /// The live batch being read, shared with the other watchers, and where in it.
+    batch: Option<(Arc<[Event]>, usize)>,
     /// The catch-up query in flight, if any.
     reading: Option<BoxFuture<'static, Result<EventChunk>>>,
 }
@@ -79,6 +83,7 @@ pub async fn start(
         subscription,
         phase,
         pending: VecDeque::new(),
+        batch: None,
         reading: None,
     };
     if let Phase::CatchUp { next } = watch.phase {
@@ -114,30 +119,49 @@ impl Stream for Watch {
                         }
                     }
                 }
-                Phase::Live { next } => match ready!(watch.subscription.poll_recv(cx)) {
-                    Received::Event(event) if event.revision() >= next => {
+                Phase::Live { next } => {
+                    if let Some(event) = watch.next_in_batch(next) {
                         watch.phase = Phase::Live {
                             next: event.revision() + 1,
                         };
                         return Poll::Ready(Some(Ok(event)));
                     }
-                    Received::Event(_) => {} // delivered by catch-up already
-                    Received::Lagged => {
-                        tracing::debug!(next, "sqlite watcher lagged; catching up from the log");
-                        watch.subscription = watch
-                            .shared
-                            .hub
-                            .subscribe(watch.prefix.clone(), watch.capacity);
-                        watch.phase = Phase::CatchUp { next };
+                    match ready!(watch.subscription.poll_recv(cx)) {
+                        Received::Batch(batch) => watch.batch = Some((batch, 0)),
+                        Received::Lagged => {
+                            tracing::debug!(
+                                next,
+                                "sqlite watcher lagged; catching up from the log"
+                            );
+                            watch.subscription = watch
+                                .shared
+                                .hub
+                                .subscribe(watch.prefix.clone(), watch.capacity);
+                            watch.phase = Phase::CatchUp { next };
+                        }
+                        Received::Closed => watch.phase = Phase::Done,
                     }
-                    Received::Closed => watch.phase = Phase::Done,
-                },
+                }
             }
         }
     }
 }
 
 impl Watch {
+    /// The live batch's next event under the prefix from revision `next` on (what is
+    /// below was delivered by catch-up already), copied out of the shared batch.
+    fn next_in_batch(&mut self, next: Revision) -> Option<Event> {
+        let (batch, at) = self.batch.as_mut()?;
+        while let Some(event) = batch.get(*at) {
+            *at += 1;
+            if event.revision() >= next && event.kv.key.starts_with(&self.prefix) {
+                return Some(event.clone());
+            }
+        }
+        self.batch = None;
+        None
+    }
+
     /// Reads one chunk of the log from `next`.
     fn read_from(&self, next: Revision) -> impl Future<Output = Result<EventChunk>> + use<> {
         let (pool, prefix) = (self.pool.clone(), self.prefix.clone());
