@@ -3,6 +3,8 @@
 //! - [`schema`]: the append-only log table and the durability settings (WAL, fsync at
 //!   every commit).
 //! - [`writer`]: the single writer thread doing group commit and publishing events.
+//! - [`checkpoint`]: when the WAL is copied back, after the answers rather than inside
+//!   a commit.
 //! - [`reader`]: pooled read-only connections and the read queries.
 //! - [`hub`]: the one place committed events are published, fanned out to each
 //!   matching watcher by a relay task on the runtime.
@@ -13,6 +15,7 @@
 //! One process owns a database at a time: opening takes an exclusive lock on
 //! `<file>.lock`, because watchers only see writes made through their own process.
 
+mod checkpoint;
 mod compactor;
 mod hub;
 mod mailbox;

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::WalCheckpoints;
 use super::hub::Hub;
 use super::schema;
 use crate::error::{Error, Result, Revision, key_text};
@@ -81,14 +82,16 @@ pub enum Request {
 /// Starts the writer thread. It owns `conn` and `lock` and ends when every sender is
 /// dropped or a [`Request::Close`] arrives.
 pub fn spawn(
-    conn: Connection,
+    mut conn: Connection,
     lock: File,
     requests: mpsc::Receiver<Request>,
     shared: Arc<Shared>,
     max_batch: usize,
 ) -> std::io::Result<()> {
+    let checkpoints = WalCheckpoints::install(&mut conn).map_err(std::io::Error::other)?;
     let writer = Writer {
         conn,
+        checkpoints,
         shared,
         max_batch: max_batch.max(1),
     };
@@ -110,6 +113,7 @@ pub fn spawn(
 
 struct Writer {
     conn: Connection,
+    checkpoints: WalCheckpoints,
     shared: Arc<Shared>,
     max_batch: usize,
 }
@@ -178,6 +182,9 @@ impl Writer {
             for (revision, reply) in compactions.drain(..) {
                 let _ = reply.send(self.compact(revision));
             }
+            // Everyone this round is answered: copying the WAL back now delays no one
+            // but the writes that queue meanwhile.
+            self.checkpoints.run_if_due(&self.conn);
             if close.is_some() {
                 return close;
             }
