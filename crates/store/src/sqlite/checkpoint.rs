@@ -2,8 +2,8 @@
 //!
 //! SQLite's own auto-checkpoint runs inside the COMMIT that takes the WAL past its
 //! threshold, so that one commit also waits for the copy and the database file's fsync
-//! (4 ms instead of 0.3 ms here), and with it the callers it answers and the watchers it
-//! feeds. The writer instead counts the WAL's frames through SQLite's WAL hook and
+//! (1.4 to 4 ms in the store benchmark, against about 0.3 ms for a commit), and with it
+//! the callers it answers and the watchers it feeds. The writer instead counts the WAL's frames through SQLite's WAL hook and
 //! checkpoints once the batch that crossed the threshold has been answered and
 //! published. The copy is not needed for durability: the WAL is already fsynced.
 
