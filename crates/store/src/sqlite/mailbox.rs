@@ -56,7 +56,9 @@ impl Mailbox {
 
     /// Queues `batch`, of which the watcher wants `wanted` events. Returns false if the
     /// inbox has ended, by now or before: the hub should forget it. Overflowing the bound
-    /// ends it as lagged; what was queued stays readable.
+    /// ends it as lagged; what was queued stays readable. An empty inbox takes any
+    /// batch: the batch exists anyway, and a watcher that has read everything is not
+    /// behind, however large the commit.
     pub fn push(&self, batch: &Arc<[Event]>, wanted: usize) -> bool {
         let (open, reader) = {
             let Ok(mut state) = self.state.lock() else {
@@ -65,7 +67,7 @@ impl Mailbox {
             if state.end.is_some() {
                 return false;
             }
-            if state.waiting + wanted > state.capacity {
+            if state.waiting > 0 && state.waiting + wanted > state.capacity {
                 state.end = Some(End::Lagged);
             } else {
                 state.batches.push_back((batch.clone(), wanted));
@@ -176,6 +178,15 @@ mod tests {
             Poll::Ready(Err(End::Lagged)),
             "the first end stands"
         );
+    }
+
+    #[test]
+    fn an_empty_inbox_takes_a_batch_larger_than_the_bound() {
+        let mailbox = Mailbox::new(2);
+        assert!(mailbox.push(&batch(&[1, 2, 3]), 3));
+        assert!(!mailbox.push(&batch(&[4]), 1), "behind by four now");
+        assert_eq!(next(&mailbox), Poll::Ready(Ok(vec![1, 2, 3])));
+        assert_eq!(next(&mailbox), Poll::Ready(Err(End::Lagged)));
     }
 
     #[test]
