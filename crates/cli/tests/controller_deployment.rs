@@ -14,7 +14,6 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -349,39 +348,9 @@ impl Env {
     }
 }
 
+/// Runs kubectl; returns (success, stdout + stderr).
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
-    let dir = tempfile::tempdir().expect("temp dir for kubectl output");
-    let out_path = dir.path().join("out");
-    let out = std::fs::File::create(&out_path).expect("kubectl output file");
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().expect("output handle"))
-        .stderr(out)
-        .spawn()
-        .expect("run kubectl (is it on PATH?)");
-    let deadline = Instant::now() + KUBECTL_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for kubectl") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
-    match status {
-        Some(status) => (status.success(), text),
-        None => (
-            false,
-            format!("kubectl timed out after {KUBECTL_TIMEOUT:?}:\n{text}"),
-        ),
-    }
+    common::kubectl_text(kubeconfig, args, KUBECTL_TIMEOUT)
 }
 
 fn annotation(rs: &ReplicaSet, key: &str) -> Option<String> {

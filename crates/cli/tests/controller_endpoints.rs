@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Backend, Server, unique_name};
@@ -187,33 +186,11 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 }
 
 fn kubectl(server: &Server, args: &[&str]) -> String {
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig_path())
-        .arg("--request-timeout=30s")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl from PATH");
-    let deadline = Instant::now() + KUBECTL_TIMEOUT;
-    while child.try_wait().expect("poll kubectl").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            server.fail(&format!("kubectl {args:?} did not finish in time"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let run = server.run_kubectl(args, KUBECTL_TIMEOUT);
+    if !run.status.success() {
+        server.fail(&format!("kubectl {args:?} failed: {}", run.stderr));
     }
-    let output = child.wait_with_output().expect("kubectl's output");
-    if !output.status.success() {
-        server.fail(&format!(
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    run.stdout
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::fs::File;
 use std::future::Future;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Backend, Server, unique_name};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -48,41 +46,14 @@ where
 /// Runs `kubectl --kubeconfig <server's> <args>`; panics (with the server log) if it
 /// fails or outlives its deadline.
 fn kubectl(server: &Server, args: &[&str]) -> String {
-    let id = unique_name("kubectl");
-    let stdout_path = server.dir().join(format!("{id}.out"));
-    let stderr_path = server.dir().join(format!("{id}.err"));
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig_path())
-        .arg("--request-timeout=30s")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(File::create(&stdout_path).expect("create kubectl's stdout file"))
-        .stderr(File::create(&stderr_path).expect("create kubectl's stderr file"))
-        .spawn()
-        .expect("run kubectl from PATH");
-    let deadline = Instant::now() + KUBECTL_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll kubectl") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            server.fail(&format!(
-                "kubectl {args:?} did not finish in {KUBECTL_TIMEOUT:?}"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-    if !status.success() {
-        let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let run = server.run_kubectl(args, KUBECTL_TIMEOUT);
+    if !run.status.success() {
         server.fail(&format!(
-            "kubectl {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+            "kubectl {args:?} failed\nstdout:\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
         ));
     }
-    stdout
+    run.stdout
 }
 
 async fn create_namespace(client: &kube::Client, name: &str) {

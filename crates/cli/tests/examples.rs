@@ -123,18 +123,7 @@ async fn lookup(client: &kube::Client, object: &ObjectRef) -> Option<DynamicObje
 
 /// Runs kubectl against `server`; returns (success, stdout + stderr).
 fn kubectl(server: &Server, args: &[&str]) -> (bool, String) {
-    let output = Command::new("timeout")
-        .arg(format!("{}s", KUBECTL_TIMEOUT.as_secs()))
-        .arg("kubectl")
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig_path())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run kubectl (is it on PATH?)");
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    (output.status.success(), text)
+    common::kubectl_text(server.kubeconfig_path(), args, KUBECTL_TIMEOUT)
 }
 
 fn kubectl_ok(server: &Server, args: &[&str]) -> String {

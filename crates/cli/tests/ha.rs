@@ -342,18 +342,7 @@ fn free_port() -> u16 {
 
 /// Runs kubectl; returns (success, stdout + stderr).
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
-    let output = Command::new("timeout")
-        .arg(format!("{}s", KUBECTL_TIMEOUT.as_secs()))
-        .arg("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run kubectl (is it on PATH?)");
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    (output.status.success(), text)
+    common::kubectl_text(kubeconfig, args, KUBECTL_TIMEOUT)
 }
 
 fn deployment_yaml(name: &str, replicas: u32, image: &str) -> String {

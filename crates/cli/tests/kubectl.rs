@@ -3,62 +3,22 @@
 
 mod common;
 
-use std::fs::File;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Backend, Server, unique_name};
+use common::{Backend, Finished, Server, unique_name};
 
 /// No single kubectl call may take longer than this.
 const KUBECTL_TIMEOUT: Duration = Duration::from_secs(60);
 
-#[derive(Debug)]
-struct Run {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs `kubectl --kubeconfig <server's> <args>` to completion (with a deadline).
-fn kubectl(server: &Server, args: &[&str]) -> Run {
-    let id = unique_name("kubectl");
-    let stdout_path = server.dir().join(format!("{id}.out"));
-    let stderr_path = server.dir().join(format!("{id}.err"));
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig_path())
-        .arg("--request-timeout=30s")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(File::create(&stdout_path).expect("create kubectl's stdout file"))
-        .stderr(File::create(&stderr_path).expect("create kubectl's stderr file"))
-        .spawn()
-        .expect("run kubectl from PATH");
-    let deadline = Instant::now() + KUBECTL_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll kubectl") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            server.fail(&format!(
-                "kubectl {args:?} did not finish in {KUBECTL_TIMEOUT:?}"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        success: status.success(),
-        stdout: std::fs::read_to_string(&stdout_path).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&stderr_path).unwrap_or_default(),
-    }
+fn kubectl(server: &Server, args: &[&str]) -> Finished {
+    server.run_kubectl(args, KUBECTL_TIMEOUT)
 }
 
 /// Like [`kubectl`], and the call must succeed.
 fn kubectl_ok(server: &Server, args: &[&str]) -> String {
     let run = kubectl(server, args);
-    if !run.success {
+    if !run.status.success() {
         server.fail(&format!(
             "kubectl {args:?} failed\nstdout:\n{}\nstderr:\n{}",
             run.stdout, run.stderr
@@ -219,9 +179,10 @@ fn create_get_delete_from_file() {
 
     let run = kubectl(&server, &["get", "pods", "-A"]);
     assert!(
-        run.success,
+        run.status.success(),
         "`kubectl get pods -A` succeeds\nstdout:\n{}\nstderr:\n{}",
-        run.stdout, run.stderr
+        run.stdout,
+        run.stderr
     );
 
     let out = kubectl_ok(&server, &["delete", "-f", file_arg]);
@@ -238,7 +199,7 @@ fn create_get_delete_from_file() {
 
     let run = kubectl(&server, &["get", "cm", "web-config", "-n", &ns]);
     assert!(
-        !run.success,
+        !run.status.success(),
         "`kubectl get cm` of a deleted configmap fails:\n{}",
         run.stdout
     );
@@ -249,7 +210,7 @@ fn create_get_delete_from_file() {
     );
     let run = kubectl(&server, &["get", "deploy", "web", "-n", &ns]);
     assert!(
-        !run.success && run.stderr.contains("NotFound"),
+        !run.status.success() && run.stderr.contains("NotFound"),
         "the deployment is gone too:\n{}",
         run.stderr
     );

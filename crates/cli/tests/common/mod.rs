@@ -278,6 +278,17 @@ impl Server {
     }
 
     /// Panics with `message` and the server's log.
+    /// Runs `kubectl --kubeconfig <this server's> --request-timeout=30s ARGS` to its end
+    /// (see [`run_to_end`]); fails the test, with the server's log, if it outlives
+    /// `timeout`.
+    pub fn run_kubectl(&self, args: &[&str], timeout: Duration) -> Finished {
+        let mut all = vec!["--request-timeout=30s"];
+        all.extend_from_slice(args);
+        run_kubectl(&self.kubeconfig, self.dir(), &all, timeout).unwrap_or_else(|| {
+            self.fail(&format!("kubectl {args:?} did not finish in {timeout:?}"))
+        })
+    }
+
     pub fn fail(&self, message: &str) -> ! {
         self.log_printed.store(true, Ordering::Relaxed);
         panic!(
@@ -640,6 +651,32 @@ pub struct Finished {
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// Runs `kubectl --kubeconfig KUBECONFIG ARGS` to its end, its output going to files in
+/// `dir`; None if it outlived `timeout` (see [`run_to_end`]).
+pub fn run_kubectl(
+    kubeconfig: &Path,
+    dir: &Path,
+    args: &[&str],
+    timeout: Duration,
+) -> Option<Finished> {
+    let mut command = Command::new("kubectl");
+    command.arg("--kubeconfig").arg(kubeconfig).args(args);
+    run_to_end(&mut command, dir, None, timeout)
+}
+
+/// Runs `kubectl --kubeconfig KUBECONFIG ARGS`; whether it succeeded, and its stdout
+/// followed by its stderr. Outliving `timeout` counts as failing, and says so.
+pub fn kubectl_text(kubeconfig: &Path, args: &[&str], timeout: Duration) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("temp dir for kubectl output");
+    match run_kubectl(kubeconfig, dir.path(), args, timeout) {
+        Some(run) => (run.status.success(), run.stdout + &run.stderr),
+        None => (
+            false,
+            format!("kubectl {args:?} timed out after {timeout:?}"),
+        ),
+    }
 }
 
 /// Runs `command` to its end with `stdin` as its input (None: nothing), its output

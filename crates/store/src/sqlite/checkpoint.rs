@@ -3,9 +3,10 @@
 //! SQLite's own auto-checkpoint runs inside the COMMIT that takes the WAL past its
 //! threshold, so that one commit also waits for the copy and the database file's fsync
 //! (1.4 to 4 ms in the store benchmark, against about 0.3 ms for a commit), and with it
-//! the callers it answers and the watchers it feeds. The writer instead counts the WAL's frames through SQLite's WAL hook and
-//! checkpoints once the batch that crossed the threshold has been answered and
-//! published. The copy is not needed for durability: the WAL is already fsynced.
+//! the callers it answers and the watchers it feeds. The writer instead counts the
+//! WAL's frames through SQLite's WAL hook and checkpoints once the batch that crossed
+//! the threshold has been answered and published. The copy is not needed for
+//! durability: the WAL is already fsynced.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -43,7 +44,7 @@ impl WalCheckpoints {
         }
         self.frames.store(0, Ordering::Relaxed);
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "sqlite WAL checkpoint failed; retried after the next commit");
+            tracing::warn!(error = %e, "sqlite WAL checkpoint failed; again after the next commit");
         }
     }
 }
