@@ -277,7 +277,6 @@ impl Server {
         }
     }
 
-    /// Panics with `message` and the server's log.
     /// Runs `kubectl --kubeconfig <this server's> --request-timeout=30s ARGS` to its end
     /// (see [`run_to_end`]); fails the test, with the server's log, if it outlives
     /// `timeout`.
@@ -289,6 +288,7 @@ impl Server {
         })
     }
 
+    /// Panics with `message` and the server's log.
     pub fn fail(&self, message: &str) -> ! {
         self.log_printed.store(true, Ordering::Relaxed);
         panic!(
