@@ -510,18 +510,20 @@ mod tests {
         })
     }
 
+    /// Applies a Deployment as `manager` (not forced) at time `now`.
+    fn apply_as(
+        manager: &str,
+        live: Option<&Value>,
+        applied: &Value,
+        now: &str,
+    ) -> Result<Value, ApplyError> {
+        apply("Deployment", live, applied, manager, false, now, keys)
+    }
+
     #[test]
     fn create_then_reapply_removes_what_was_dropped() {
-        let first = apply(
-            "Deployment",
-            None,
-            &deployment(2, "nginx:1", &[80, 443]),
-            "alice",
-            false,
-            "t",
-            keys,
-        )
-        .expect("create");
+        let first =
+            apply_as("alice", None, &deployment(2, "nginx:1", &[80, 443]), "t").expect("create");
         assert_eq!(first["metadata"]["managedFields"][0]["manager"], "alice");
         let fields = &first["metadata"]["managedFields"][0]["fieldsV1"];
         assert!(
@@ -529,16 +531,8 @@ mod tests {
                 .is_object()
         );
 
-        let second = apply(
-            "Deployment",
-            Some(&first),
-            &deployment(3, "nginx:2", &[80]),
-            "alice",
-            false,
-            "t",
-            keys,
-        )
-        .expect("reapply");
+        let second = apply_as("alice", Some(&first), &deployment(3, "nginx:2", &[80]), "t")
+            .expect("reapply");
         let container = &second["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(second["spec"]["replicas"], 3);
         assert_eq!(container["image"], "nginx:2");
@@ -548,41 +542,25 @@ mod tests {
     #[test]
     fn the_entry_time_moves_only_when_the_manager_changes_something() {
         let applied = deployment(2, "nginx:1", &[80]);
-        let first =
-            apply("Deployment", None, &applied, "alice", false, "t1", keys).expect("create");
-        let same = apply(
-            "Deployment",
-            Some(&first),
-            &applied,
-            "alice",
-            false,
-            "t2",
-            keys,
-        )
-        .expect("reapply");
+        let first = apply_as("alice", None, &applied, "t1").expect("create");
+        let same = apply_as("alice", Some(&first), &applied, "t2").expect("reapply");
         assert_eq!(
             same, first,
             "a repeated apply changes nothing, time included"
         );
-        let changed = apply(
-            "Deployment",
+        let changed = apply_as(
+            "alice",
             Some(&first),
             &deployment(3, "nginx:1", &[80]),
-            "alice",
-            false,
             "t3",
-            keys,
         )
         .expect("apply a change");
         assert_eq!(changed["metadata"]["managedFields"][0]["time"], "t3");
-        let dropped = apply(
-            "Deployment",
+        let dropped = apply_as(
+            "alice",
             Some(&changed),
             &deployment(3, "nginx:1", &[]),
-            "alice",
-            false,
             "t4",
-            keys,
         )
         .expect("apply fewer fields");
         assert_eq!(dropped["metadata"]["managedFields"][0]["time"], "t4");
@@ -590,41 +568,16 @@ mod tests {
 
     #[test]
     fn another_manager_conflicts_unless_forced() {
-        let first = apply(
-            "Deployment",
-            None,
-            &deployment(2, "nginx:1", &[80]),
-            "alice",
-            false,
-            "t",
-            keys,
-        )
-        .expect("create");
-        let err = apply(
-            "Deployment",
-            Some(&first),
-            &deployment(5, "nginx:1", &[80]),
-            "bob",
-            false,
-            "t",
-            keys,
-        )
-        .expect_err("conflict");
+        let first = apply_as("alice", None, &deployment(2, "nginx:1", &[80]), "t").expect("create");
+        let err = apply_as("bob", Some(&first), &deployment(5, "nginx:1", &[80]), "t")
+            .expect_err("conflict");
         assert_eq!(
             err,
             ApplyError::Conflicts(vec![("alice".into(), ".spec.replicas".into())])
         );
         // The same value is shared ownership, not a conflict.
-        let shared = apply(
-            "Deployment",
-            Some(&first),
-            &deployment(2, "nginx:1", &[80]),
-            "bob",
-            false,
-            "t",
-            keys,
-        )
-        .expect("same values");
+        let shared = apply_as("bob", Some(&first), &deployment(2, "nginx:1", &[80]), "t")
+            .expect("same values");
         assert_eq!(
             shared["metadata"]["managedFields"].as_array().map(Vec::len),
             Some(2)

@@ -293,34 +293,31 @@ impl HaCluster {
     /// Which running master's log names `holder` as the one that became leader, waiting
     /// for the line: the Lease can be read before its new holder has logged it.
     async fn master_holding(&self, holder: &str) -> usize {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(i) = self
-                .masters
+        eventually(|| {
+            self.masters
                 .iter()
                 .position(|m| m.pid() != 0 && m.log().contains(holder))
-            {
-                return i;
-            }
-            if Instant::now() >= deadline {
-                self.fail(&format!(
-                    "no running master logged the leader identity {holder}"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
+        .unwrap_or_else(|| {
+            self.fail(&format!(
+                "no running master logged the leader identity {holder}"
+            ))
+        })
     }
 }
 
-/// Waits, at most [`DEADLINE`], until `found` gives something: a log line can land after
-/// the Lease change it reports was read.
-async fn eventually<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
+/// Polls `found` until it gives something, for at most [`DEADLINE`] (None then): a log
+/// line can land after the Lease change it reports was read.
+async fn eventually<T>(mut found: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + DEADLINE;
     loop {
         if let Some(value) = found() {
-            return value;
+            return Some(value);
         }
-        assert!(Instant::now() < deadline, "{what}: not within {DEADLINE:?}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -737,12 +734,13 @@ async fn a_paused_scheduler_wakes_up_fenced() {
         &deployment_yaml(&name, 4, "nginx:1"),
     );
     wait_available(&cluster, &name, 4).await;
-    let leader = eventually("a scheduler logging that it leads", || {
+    let leader = eventually(|| {
         [first, second]
             .into_iter()
             .find(|&i| cluster.extra[i].log().contains(&holder_a))
     })
-    .await;
+    .await
+    .unwrap_or_else(|| cluster.fail("no scheduler logged that it leads"));
     let follower = if leader == first { second } else { first };
 
     // Watch pods and ReplicaSets from here on.
@@ -817,13 +815,14 @@ async fn a_paused_scheduler_wakes_up_fenced() {
         .wait_for_holder(SCHEDULER_LEASE, |h| !h.is_empty() && h != holder_a)
         .await;
     let takeover = stopped.elapsed();
-    eventually("the follower logging that it took over", || {
+    eventually(|| {
         cluster.extra[follower]
             .log()
             .contains(&holder_b)
             .then_some(())
     })
-    .await;
+    .await
+    .unwrap_or_else(|| cluster.fail("the follower did not take over"));
     wait_available(&cluster, &name, 4).await;
     wait_all_bound(&pods, &burst, 40).await;
     // Past the lease by a margin, then wake the stale leader.

@@ -89,14 +89,7 @@ impl World {
             .args(["--node-name", node, "--runtime", "cri"])
             .arg("--data-dir")
             .arg(self.data_dir())
-            .args([
-                "--port",
-                "0",
-                "--address",
-                "127.0.0.1",
-                "--node-ip",
-                "127.0.0.1",
-            ])
+            .args(common::LOOPBACK_KUBELET)
             .args(["--cgroup-root", self.cgroup_root()])
             .arg("--exit-with-parent")
             .env("RUST_LOG", "info,kubelet=debug")
@@ -251,15 +244,6 @@ fn memory_cgroup(pid: u32) -> anyhow::Result<PathBuf> {
         }
     }
     bail!("pid {pid} has no memory cgroup:\n{text}")
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
 }
 
 /// Sandboxes per pod UID, as CRI lists them.
@@ -617,7 +601,7 @@ async fn scenario(world: &mut World) -> anyhow::Result<()> {
 
     // Kill the kubelet; meanwhile one pod goes from the API for good (an orphan).
     let pid = world.kubelet_pid().context("no kubelet")?;
-    if let Some(rss) = rss_kib(pid) {
+    if let Some(rss) = common::rss_kib(pid) {
         eprintln!("kubelet RSS with 8 pods: {rss} KiB");
     }
     let before = sandboxes_by_uid(&cri).await?;
@@ -697,7 +681,7 @@ async fn scenario(world: &mut World) -> anyhow::Result<()> {
     );
 
     let pid = world.kubelet_pid().context("no kubelet")?;
-    if let Some(rss) = rss_kib(pid) {
+    if let Some(rss) = common::rss_kib(pid) {
         eprintln!("kubelet RSS after restart with 7 pods: {rss} KiB");
     }
 

@@ -23,16 +23,6 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// How often conditions are polled.
 const POLL: Duration = Duration::from_millis(100);
 
-/// VmRSS of a process from /proc, in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-}
-
 /// Polls `probe` until it returns Some; panics with `what` at the deadline, or as soon
 /// as the kubelet has exited.
 async fn wait_for<T, F, Fut>(
@@ -537,7 +527,7 @@ async fn a_thousand_hollow_nodes_register_and_heartbeat() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let rss = rss_kib(kubelet.pid()).unwrap_or(0);
+    let rss = common::rss_kib(kubelet.pid()).unwrap_or(0);
     eprintln!(
         "{NODES} hollow nodes: registered and Ready in {:.1}s, every lease renewed twice after {:.1}s, kubelet VmRSS {} KiB",
         registered.as_secs_f64(),

@@ -540,6 +540,27 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// The flags that put a test's `mast kubelet` on loopback: its HTTP on a free port of
+/// 127.0.0.1, and 127.0.0.1 as the node's address.
+pub const LOOPBACK_KUBELET: [&str; 6] = [
+    "--port",
+    "0",
+    "--address",
+    "127.0.0.1",
+    "--node-ip",
+    "127.0.0.1",
+];
+
+/// VmRSS of a process from /proc, in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// `mast kubelet --runtime fake` against a server, HTTP on a free loopback port, in a
 /// temp data dir: one node, or `--hollow-nodes N` of them through `extra_args`. Killed
 /// on drop, with the last lines of its log printed when the test failed.
@@ -565,14 +586,7 @@ impl FakeKubelet {
             .args(["--node-name", node_name, "--runtime", "fake"])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
-            .args([
-                "--port",
-                "0",
-                "--address",
-                "127.0.0.1",
-                "--node-ip",
-                "127.0.0.1",
-            ])
+            .args(LOOPBACK_KUBELET)
             // A test process killed outright (a nextest timeout) leaves no kubelet.
             .arg("--exit-with-parent")
             .args(extra_args)
