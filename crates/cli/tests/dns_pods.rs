@@ -28,7 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use common::{Backend, Server, unique_name};
+use common::{Backend, LOOPBACK_KUBELET, Server, unique_name};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::api::{Api, LogParams, PostParams};
 use serde_json::json;
@@ -131,33 +131,25 @@ async fn scenario(world: &netns::World, children: &mut Children) -> anyhow::Resu
     )?;
     let node = unique_name("dns-node");
     let data_dir = world.data_dir().to_string_lossy().into_owned();
-    children.spawn(
-        world.dir(),
+    let mut kubelet_args = vec![
         "kubelet",
-        &[
-            "kubelet",
-            "--kubeconfig",
-            &kubeconfig,
-            "--node-name",
-            &node,
-            "--runtime",
-            "cri",
-            "--data-dir",
-            &data_dir,
-            "--port",
-            "0",
-            "--address",
-            "127.0.0.1",
-            "--node-ip",
-            "127.0.0.1",
-            "--pod-cidr",
-            POD_CIDR,
-            "--cluster-dns",
-            GATEWAY,
-            "--cgroup-root",
-            world.cgroup_root(),
-        ],
-    )?;
+        "--kubeconfig",
+        &kubeconfig,
+        "--node-name",
+        &node,
+        "--runtime",
+        "cri",
+        "--data-dir",
+        &data_dir,
+        "--pod-cidr",
+        POD_CIDR,
+        "--cluster-dns",
+        GATEWAY,
+        "--cgroup-root",
+        world.cgroup_root(),
+    ];
+    kubelet_args.extend(LOOPBACK_KUBELET);
+    children.spawn(world.dir(), "kubelet", &kubelet_args)?;
 
     let ns = unique_name("dnsp");
     Api::<Namespace>::all(client.clone())
